@@ -1,0 +1,105 @@
+/*
+ * config: the daemon's configuration, parsed strictly from one JSON file.
+ *
+ * Unknown keys, wrong types and out-of-range values are errors, reported one
+ * line per problem as "FILE:LINE:COLUMN: $.json.path: message".  Secrets are
+ * never in this file: it names files that hold them (see secret.h).
+ *
+ * A tg_config is immutable once loaded; workers share it read-only.
+ */
+#ifndef TG_CONFIG_H
+#define TG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "log.h"
+
+#define TG_DEFAULT_MAX_BODY       (128u * 1024u)
+#define TG_DEFAULT_TLS_PROFILE    "cryptrec-strict"
+
+typedef enum tg_adapter_kind {
+    TG_ADAPTER_DEEPL = 0,     /* any vendor speaking DeepL API v2 */
+    TG_ADAPTER_APERTIUM = 1   /* Apertium APY (/translate, /listPairs) */
+} tg_adapter_kind;
+
+/* "listeners": [ ... ] */
+typedef struct tg_listener_conf {
+    char *address;       /* "127.0.0.1:8443", "[::1]:8443", "0.0.0.0:443" */
+    char *host;          /* parsed from address: numeric host */
+    char *port;          /* parsed from address: numeric port */
+    char *certificate;   /* PEM chain file */
+    char *private_key;   /* PEM key file: a secret (permission-checked) */
+    char *tls_profile;   /* name in the TLS profile table */
+    int line, column;    /* where the object starts, for later diagnostics */
+} tg_listener_conf;
+
+/* "upstreams": [ ... ] */
+typedef struct tg_upstream_conf {
+    char *name;
+    tg_adapter_kind adapter;
+    char *url;              /* base URL, https only, e.g. "https://api.deepl.com" */
+    char *scheme_host;      /* parsed: host name or literal (no brackets) */
+    int   port;             /* parsed: port (443 when absent) */
+    char *base_path;        /* parsed: path prefix without trailing '/', "" if none */
+    char *api_key_file;     /* secret file with the vendor key; NULL if none */
+    char *ca_file;          /* PEM bundle; NULL means the system store */
+    char *tls_profile;      /* vendor-leg TLS profile */
+    long  connect_timeout_ms;   /* default 3000 */
+    long  timeout_ms;           /* total per attempt, default 30000 */
+    int   max_retries;          /* default 2 */
+    long  retry_backoff_ms;     /* first backoff, doubled each retry; default 200 */
+    int   max_connections;      /* per worker, default 64 */
+    char *default_source_lang;  /* for engines that cannot detect; NULL if none */
+    int line, column;
+} tg_upstream_conf;
+
+/* "clients": [ ... ] */
+typedef struct tg_client_conf {
+    char *name;
+    char *api_key_hashes;  /* secret file: one "sha256:<64 hex>" per line */
+    char *upstream;        /* name of the upstream this client uses */
+    bool  disabled;
+    int line, column;
+} tg_client_conf;
+
+typedef struct tg_config {
+    char *path;                 /* file it was loaded from */
+    int   workers;              /* 0 = one per CPU */
+    tg_log_level log_level;
+    bool  log_syslog;
+
+    /* "limits" */
+    size_t max_body_bytes;       /* default 128 KiB */
+    int    max_connections;      /* per worker, default 4096 */
+    int    max_inflight;         /* per worker requests waiting on a vendor, default 4096 */
+    long   handshake_timeout_ms; /* default 10000 */
+    long   idle_timeout_ms;      /* default 60000 */
+    long   drain_timeout_ms;     /* default 15000 */
+
+    tg_listener_conf *listeners;
+    size_t n_listeners;
+    tg_upstream_conf *upstreams;
+    size_t n_upstreams;
+    tg_client_conf *clients;
+    size_t n_clients;
+} tg_config;
+
+/* Load and validate the file at path.  Returns a new config, or NULL after
+ * writing one line per problem to errs (never request data: the file is the
+ * operator's).  Validation includes cross-references (a client's upstream must
+ * exist, names unique, TLS profile names known) and that referenced files
+ * exist; it does not read secrets. */
+tg_config *config_load(const char *path, FILE *errs);
+
+/* Free a config.  NULL is accepted. */
+void config_free(tg_config *cfg);
+
+/* Look up by name.  Returns a borrowed pointer or NULL. */
+const tg_upstream_conf *config_upstream(const tg_config *cfg, const char *name);
+
+/* Index of an upstream in cfg->upstreams, or -1. */
+int config_upstream_index(const tg_config *cfg, const char *name);
+
+#endif
