@@ -1,0 +1,678 @@
+#include "http.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+
+#include <microhttpd.h>
+#include <openssl/rand.h>
+
+#include "adapter.h"
+#include "api.h"
+#include "auth.h"
+#include "log.h"
+#include "tg_buf.h"
+#include "tls_front.h"
+#include "upstream.h"
+
+#define container_of(p, type, member) \
+    ((type *)(void *)((char *)(p) - offsetof(type, member)))
+
+#define RESP_CAP (64u << 20)
+
+typedef enum http_route {
+    ROUTE_NONE = 0,
+    ROUTE_TRANSLATE,
+    ROUTE_LANGUAGES,
+    ROUTE_USAGE
+} http_route;
+
+typedef struct http_req {
+    worker *w;
+    struct MHD_Connection *conn;
+    front_conn *fc;              /* weak: cleared when the terminal leaves */
+    char id[33];
+    http_route route;
+    int client;                  /* index in cfg->clients, -1 before auth */
+    int is_post;
+    api_body_kind kind;
+    int kind_ok;
+    tg_buf body;
+    int too_large;
+    int suspended;
+    int aborted;
+    upstream_job *job;
+    tg_translate_req treq;
+    int lang_type;
+    /* Response prepared while suspended, queued when MHD calls back. */
+    unsigned resp_status;
+    struct MHD_Response *resp;
+    uint64_t t0;
+} http_req;
+
+/* ------------------------------------------------------------------ */
+/* Responses                                                            */
+
+static void wipe_free(void *p)
+{
+    /* Response bodies may hold restored personal data. */
+    char *s = p;
+    if (s != NULL) {
+        tg_wipe(s, strlen(s));
+        free(s);
+    }
+}
+
+static struct MHD_Response *make_response(http_req *r, tg_buf *body)
+{
+    struct MHD_Response *resp;
+    size_t len;
+    char *data = tg_buf_steal(body, &len);
+
+    if (data == NULL) {
+        data = strdup("");
+        len = 0;
+        if (data == NULL)
+            return NULL;
+    }
+    resp = MHD_create_response_from_buffer_with_free_callback(len, data, wipe_free);
+    if (resp == NULL) {
+        wipe_free(data);
+        return NULL;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            "application/json; charset=utf-8");
+    MHD_add_response_header(resp, "X-Request-Id", r->id);
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    if (r->w->state != WORKER_RUNNING)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    return resp;
+}
+
+/* Prepare a response: queued at once when MHD is in the handler for this
+ * request (not suspended), else stored until the resumed call. */
+static void set_response(http_req *r, unsigned status, tg_buf *body)
+{
+    if (r->resp != NULL)
+        MHD_destroy_response(r->resp);
+    r->resp = make_response(r, body);
+    r->resp_status = status;
+    tg_buf_free(body);
+}
+
+static void set_error(http_req *r, unsigned status, const char *msg,
+                      const char *code)
+{
+    tg_buf b;
+
+    tg_buf_init(&b, 4096);
+    if (api_encode_error(msg, code, NULL, &b) != 0)
+        tg_buf_free(&b);
+    set_response(r, status, &b);
+}
+
+static enum MHD_Result queue_prepared(http_req *r)
+{
+    enum MHD_Result rc;
+    unsigned cls;
+
+    if (r->resp == NULL)
+        return MHD_NO;
+    rc = MHD_queue_response(r->conn, r->resp_status, r->resp);
+    MHD_destroy_response(r->resp);
+    r->resp = NULL;
+    cls = r->resp_status / 100;
+    if (cls < 6)
+        r->w->stats.responses_by_class[cls]++;
+    log_debug("request %s: %u", r->id, r->resp_status);
+    return rc;
+}
+
+static void resume(http_req *r)
+{
+    if (r->suspended) {
+        r->suspended = 0;
+        MHD_resume_connection(r->conn);
+        /* MHD does not wake an external loop on resume. */
+        r->w->mhd_run_pending = 1;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Upstream completion                                                  */
+
+static unsigned status_for_upstream(upstream_err e)
+{
+    return e == UPSTREAM_ERR_TIMEOUT ? 504 : 502;
+}
+
+static void vendor_status_error(http_req *r, long status)
+{
+    if (status == 429)
+        set_error(r, 429, "Too many requests: the translation service is rate limiting",
+                  "vendor_rate_limited");
+    else if (status == 456)
+        set_error(r, 456, "Quota exceeded at the translation service", "vendor_quota");
+    else if (status == 403 || status == 401)
+        set_error(r, 502, "The translation service refused the gateway's credentials",
+                  "vendor_auth_failed");
+    else
+        set_error(r, 502, "The translation service returned an error", "vendor_error");
+}
+
+static void on_translate_done(void *arg, upstream_err err,
+                              const adapter_reply *replies, size_t n,
+                              const upstream_info *info)
+{
+    http_req *r = arg;
+    const rt_upstream *up = &r->w->rt->upstreams[config_upstream_index(
+        r->w->rt->cfg, r->w->rt->cfg->clients[r->client].upstream)];
+    tg_translation *tr = NULL;
+    adapter_err aerr;
+    tg_buf out;
+
+    r->job = NULL;
+    r->w->n_inflight--;
+    if (err != UPSTREAM_OK) {
+        set_error(r, status_for_upstream(err), upstream_strerror(err),
+                  upstream_code(err));
+        goto done;
+    }
+    aerr = adapter_parse_translate(up->conf, &r->treq, replies, n, &tr);
+    if (aerr != ADAPTER_OK) {
+        long st = 0;
+        for (size_t i = 0; i < n; i++)
+            if (replies[i].status < 200 || replies[i].status > 299)
+                st = replies[i].status;
+        if (aerr == ADAPTER_ERR_VENDOR_STATUS || aerr == ADAPTER_ERR_VENDOR_QUOTA)
+            vendor_status_error(r, aerr == ADAPTER_ERR_VENDOR_QUOTA ? 456 : st);
+        else
+            set_error(r, 502, adapter_strerror(aerr), "vendor_bad_reply");
+        goto done;
+    }
+    tg_buf_init(&out, RESP_CAP);
+    if (api_encode_translations(tr, r->treq.n_texts,
+                                r->treq.show_billed_characters == 1, &out) != 0) {
+        tg_buf_free(&out);
+        set_error(r, 500, "Internal error", "internal_error");
+    } else {
+        set_response(r, 200, &out);
+        atomic_fetch_add(&r->w->rt->usage[r->client],
+                         (unsigned long long)api_count_chars(&r->treq));
+    }
+    for (size_t i = 0; i < r->treq.n_texts; i++) {
+        if (tr[i].text != NULL) {
+            tg_wipe(tr[i].text, tr[i].len);
+            free(tr[i].text);
+        }
+    }
+    free(tr);
+done:
+    log_debug("request %s: vendor %s status %ld after %d attempt(s), %.0f ms",
+              r->id, info->address, info->last_status, info->attempts,
+              info->elapsed_ms);
+    api_translate_req_free(&r->treq);
+    resume(r);
+}
+
+static void on_languages_done(void *arg, upstream_err err,
+                              const adapter_reply *replies, size_t n,
+                              const upstream_info *info)
+{
+    http_req *r = arg;
+    const rt_upstream *up = &r->w->rt->upstreams[config_upstream_index(
+        r->w->rt->cfg, r->w->rt->cfg->clients[r->client].upstream)];
+    adapter_err aerr;
+    tg_buf out;
+
+    (void)info;
+    r->job = NULL;
+    r->w->n_inflight--;
+    if (err != UPSTREAM_OK || n != 1) {
+        set_error(r, status_for_upstream(err), upstream_strerror(err),
+                  upstream_code(err));
+        goto done;
+    }
+    tg_buf_init(&out, RESP_CAP);
+    aerr = adapter_parse_languages(up->conf, r->lang_type, &replies[0], &out);
+    if (aerr == ADAPTER_OK) {
+        set_response(r, 200, &out);
+    } else if (aerr == ADAPTER_ERR_VENDOR_STATUS || aerr == ADAPTER_ERR_VENDOR_QUOTA) {
+        tg_buf_free(&out);
+        vendor_status_error(r, replies[0].status);
+    } else {
+        tg_buf_free(&out);
+        set_error(r, 502, adapter_strerror(aerr), "vendor_bad_reply");
+    }
+done:
+    resume(r);
+}
+
+/* ------------------------------------------------------------------ */
+/* Request handling                                                     */
+
+static const rt_upstream *client_upstream(http_req *r)
+{
+    const tg_config *cfg = r->w->rt->cfg;
+    int i = config_upstream_index(cfg, cfg->clients[r->client].upstream);
+    return i < 0 ? NULL : &r->w->rt->upstreams[i];
+}
+
+static int admit_inflight(http_req *r)
+{
+    if (r->w->state != WORKER_RUNNING) {
+        set_error(r, 503, "The gateway is shutting down; retry on another instance",
+                  "draining");
+        return -1;
+    }
+    if (r->w->n_inflight >= r->w->rt->cfg->max_inflight) {
+        set_error(r, 503, "The gateway is overloaded; retry later", "overloaded");
+        return -1;
+    }
+    return 0;
+}
+
+static int start_job(http_req *r, const rt_upstream *up, adapter_http *reqs,
+                     size_t n, upstream_done_fn fn)
+{
+    r->job = upstream_add(r->w->up, up, reqs, n, fn, r);
+    if (r->job == NULL) {
+        set_error(r, 500, "Internal error", "internal_error");
+        return -1;
+    }
+    r->w->n_inflight++;
+    r->suspended = 1;
+    MHD_suspend_connection(r->conn);
+    return 0;
+}
+
+static void handle_translate(http_req *r)
+{
+    const rt_upstream *up = client_upstream(r);
+    const char *field = NULL;
+    adapter_http *reqs = NULL;
+    size_t n = 0;
+    adapter_err aerr;
+    api_err e;
+    char msg[160];
+
+    if (!r->kind_ok) {
+        set_error(r, 415,
+                  "Unsupported Content-Type: use application/x-www-form-urlencoded or application/json",
+                  "bad_content_type");
+        return;
+    }
+    e = api_parse_translate(r->kind, r->body.data ? r->body.data : "", r->body.len,
+                            &r->treq, &field);
+    tg_buf_free(&r->body);
+    if (e != API_OK) {
+        if (field != NULL)
+            snprintf(msg, sizeof(msg), "Bad request: %s: parameter '%s'",
+                     api_strerror(e), field);
+        else
+            snprintf(msg, sizeof(msg), "Bad request: %s", api_strerror(e));
+        set_error(r, e == API_ERR_NOMEM ? 500 : 400, msg,
+                  e == API_ERR_NOMEM ? "internal_error" : "malformed_request");
+        return;
+    }
+    if (admit_inflight(r) != 0)
+        goto fail;
+    aerr = adapter_build_translate(up->conf, up->vendor_key, &r->treq, &reqs, &n);
+    if (aerr != ADAPTER_OK) {
+        if (aerr == ADAPTER_ERR_NOMEM) {
+            set_error(r, 500, "Internal error", "internal_error");
+        } else {
+            snprintf(msg, sizeof(msg), "Bad request: %s", adapter_strerror(aerr));
+            set_error(r, 400, msg, "unsupported_language");
+        }
+        goto fail;
+    }
+    if (start_job(r, up, reqs, n, on_translate_done) != 0)
+        goto fail;
+    return;
+fail:
+    api_translate_req_free(&r->treq);
+}
+
+static void handle_languages(http_req *r)
+{
+    const rt_upstream *up = client_upstream(r);
+    const char *type = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "type");
+    adapter_http *req;
+    adapter_err aerr;
+
+    /* POST /v2/languages carries type in a form body. */
+    if (type == NULL && r->is_post && r->body.len > 0) {
+        if (strcmp(r->body.data, "type=target") == 0)
+            type = "target";
+        else if (strcmp(r->body.data, "type=source") == 0)
+            type = "source";
+        else {
+            set_error(r, 400, "Bad request: parameter 'type' must be source or target",
+                      "malformed_request");
+            return;
+        }
+    }
+    r->lang_type = api_languages_type(type);
+    tg_buf_free(&r->body);
+    if (r->lang_type < 0) {
+        set_error(r, 400, "Bad request: parameter 'type' must be source or target",
+                  "malformed_request");
+        return;
+    }
+    if (admit_inflight(r) != 0)
+        return;
+    req = calloc(1, sizeof(*req));
+    if (req == NULL) {
+        set_error(r, 500, "Internal error", "internal_error");
+        return;
+    }
+    aerr = adapter_build_languages(up->conf, up->vendor_key, r->lang_type, req);
+    if (aerr != ADAPTER_OK) {
+        free(req);
+        set_error(r, 500, "Internal error", "internal_error");
+        return;
+    }
+    start_job(r, up, req, 1, on_languages_done);
+}
+
+static void handle_usage(http_req *r)
+{
+    unsigned long long used = atomic_load(&r->w->rt->usage[r->client]);
+    tg_buf b;
+
+    tg_buf_init(&b, 256);
+    tg_buf_printf(&b, "{\"character_count\":%llu,\"character_limit\":%llu}",
+                  used, 1000000000000ULL);
+    set_response(r, 200, &b);
+}
+
+/* Checks that need only the request line and headers.  Returns 0 to go on
+ * reading the body, -1 when a response has been prepared. */
+static int check_headers(http_req *r, const char *url, const char *method)
+{
+    const tg_runtime *rt = r->w->rt;
+    const char *auth, *cl, *ct;
+    int disabled = 0;
+    int is_get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
+
+    r->is_post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
+    if (strcmp(url, "/v2/translate") == 0)
+        r->route = ROUTE_TRANSLATE;
+    else if (strcmp(url, "/v2/languages") == 0)
+        r->route = ROUTE_LANGUAGES;
+    else if (strcmp(url, "/v2/usage") == 0)
+        r->route = ROUTE_USAGE;
+    if (r->route == ROUTE_NONE) {
+        set_error(r, 404, "Not found", "not_found");
+        return -1;
+    }
+    if (!r->is_post && !(is_get && r->route != ROUTE_TRANSLATE)) {
+        set_error(r, 405, "Method not allowed", "method_not_allowed");
+        return -1;
+    }
+    auth = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                       MHD_HTTP_HEADER_AUTHORIZATION);
+    if (auth == NULL || strncmp(auth, "DeepL-Auth-Key ", 15) != 0) {
+        set_error(r, 403, "Authorization failed: send Authorization: DeepL-Auth-Key <key>",
+                  "auth_failed");
+        log_info("request %s: authentication failed from %s (no key)", r->id,
+                 r->fc ? r->fc->peer_str : "?");
+        return -1;
+    }
+    r->client = auth_lookup(rt->auth, auth + 15, strlen(auth + 15), &disabled);
+    if (r->client < 0) {
+        set_error(r, 403, "Authorization failed: unknown or disabled key", "auth_failed");
+        log_info("request %s: authentication failed from %s (%s key)", r->id,
+                 r->fc ? r->fc->peer_str : "?", disabled ? "disabled" : "unknown");
+        return -1;
+    }
+    if (r->w->state != WORKER_RUNNING) {
+        set_error(r, 503, "The gateway is shutting down; retry on another instance",
+                  "draining");
+        return -1;
+    }
+    cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl != NULL) {
+        char *end = NULL;
+        unsigned long long v = strtoull(cl, &end, 10);
+        if (end == cl || *end != '\0' || v > rt->cfg->max_body_bytes) {
+            set_error(r, 413, "Request body too large", "body_too_large");
+            return -1;
+        }
+    }
+    ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                     MHD_HTTP_HEADER_CONTENT_TYPE);
+    r->kind_ok = api_body_kind_from_content_type(ct, &r->kind) == 0;
+    return 0;
+}
+
+static void new_request_id(char out[33])
+{
+    unsigned char raw[16];
+    static const char hex[] = "0123456789abcdef";
+
+    if (RAND_bytes(raw, sizeof(raw)) != 1)
+        memset(raw, 0, sizeof(raw));
+    for (size_t i = 0; i < sizeof(raw); i++) {
+        out[2 * i] = hex[raw[i] >> 4];
+        out[2 * i + 1] = hex[raw[i] & 15];
+    }
+    out[32] = '\0';
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
+                                  const char *url, const char *method,
+                                  const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    worker *w = cls;
+    http_req *r = *con_cls;
+
+    (void)version;
+    if (r == NULL) {
+        const union MHD_ConnectionInfo *ci;
+        r = calloc(1, sizeof(*r));
+        if (r == NULL)
+            return MHD_NO;
+        r->w = w;
+        r->conn = conn;
+        r->client = -1;
+        r->t0 = tg_now_ms();
+        tg_buf_init(&r->body, w->rt->cfg->max_body_bytes);
+        new_request_id(r->id);
+        ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        if (ci != NULL && ci->socket_context != NULL) {
+            r->fc = ci->socket_context;
+            r->fc->req = r;
+        }
+        *con_cls = r;
+        w->n_active++;
+        w->stats.requests++;
+        if (check_headers(r, url, method) != 0)
+            return queue_prepared(r);
+        return MHD_YES;
+    }
+    if (r->aborted)
+        return MHD_NO;
+    if (r->resp != NULL)
+        return queue_prepared(r);
+    if (*upload_data_size > 0) {
+        if (!r->too_large && tg_buf_add(&r->body, upload_data, *upload_data_size) != 0)
+            r->too_large = 1;   /* chunked bodies have no Content-Length */
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (r->suspended)
+        return MHD_YES;
+    if (r->too_large) {
+        set_error(r, 413, "Request body too large", "body_too_large");
+        return queue_prepared(r);
+    }
+    switch (r->route) {
+    case ROUTE_TRANSLATE:
+        handle_translate(r);
+        break;
+    case ROUTE_LANGUAGES:
+        handle_languages(r);
+        break;
+    case ROUTE_USAGE:
+        handle_usage(r);
+        break;
+    case ROUTE_NONE:
+        set_error(r, 404, "Not found", "not_found");
+        break;
+    }
+    if (r->suspended)
+        return MHD_YES;
+    return queue_prepared(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    worker *w = cls;
+    http_req *r = *con_cls;
+
+    (void)conn;
+    (void)toe;
+    if (r == NULL)
+        return;
+    if (r->job != NULL) {
+        upstream_cancel(w->up, r->job);
+        w->n_inflight--;
+    }
+    if (r->fc != NULL && r->fc->req == r)
+        r->fc->req = NULL;
+    if (r->resp != NULL)
+        MHD_destroy_response(r->resp);
+    api_translate_req_free(&r->treq);
+    tg_buf_free(&r->body);
+    w->n_active--;
+    free(r);
+    *con_cls = NULL;
+}
+
+void http_abort(http_req *r)
+{
+    worker *w = r->w;
+
+    r->fc = NULL;
+    r->aborted = 1;
+    if (r->job != NULL) {
+        upstream_cancel(w->up, r->job);
+        r->job = NULL;
+        w->n_inflight--;
+        log_info("request %s: terminal disconnected; vendor request cancelled", r->id);
+    }
+    resume(r);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn,
+                          void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    worker *w = cls;
+
+    (void)conn;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+        front_notify_started(w, socket_context);
+    else
+        front_notify_closed(socket_context);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+
+    (void)cls;
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    /* TCP options do not apply to the socketpair; MHD says so for every
+     * response. */
+    if (strstr(msg, "TCP_NODELAY") != NULL || strstr(msg, "TCP_CORK") != NULL ||
+        strstr(msg, "Operation not supported") != NULL)
+        return;
+    log_debug("http: %s", msg);
+}
+
+static void on_mhd(ev_handler *h, uint32_t events)
+{
+    worker *w = container_of(h, worker, mhd_h);
+
+    (void)events;
+    w->mhd_run_pending = 1;
+}
+
+int http_init(worker *w)
+{
+    const tg_config *cfg = w->rt->cfg;
+    const union MHD_DaemonInfo *di;
+    unsigned timeout_s = (unsigned)((cfg->idle_timeout_ms + 999) / 1000);
+
+    w->mhd = MHD_start_daemon(
+        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_NO_LISTEN_SOCKET |
+            MHD_USE_ERROR_LOG,
+        0, NULL, NULL, on_request, w,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, w,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, w,
+        MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1,
+        MHD_OPTION_END);
+    if (w->mhd == NULL) {
+        log_err("worker %d: cannot start the HTTP layer", w->id);
+        return -1;
+    }
+    di = MHD_get_daemon_info(w->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+    if (di == NULL) {
+        log_err("worker %d: HTTP layer has no epoll descriptor", w->id);
+        return -1;
+    }
+    w->mhd_fd = di->epoll_fd;
+    w->mhd_h.fn = on_mhd;
+    return worker_watch(w, w->mhd_fd, EPOLLIN, &w->mhd_h);
+}
+
+void http_run(worker *w)
+{
+    w->mhd_run_pending = 0;
+    MHD_run(w->mhd);
+}
+
+int http_timeout_ms(worker *w)
+{
+    MHD_UNSIGNED_LONG_LONG t;
+
+    if (MHD_get_timeout(w->mhd, &t) != MHD_YES)
+        return -1;
+    return t > 1000000 ? 1000000 : (int)t;
+}
+
+void http_cancel_all(worker *w)
+{
+    /* Aborting from the front side resumes every suspended request. */
+    for (front_conn *c = w->conns; c != NULL; c = c->next) {
+        if (c->req != NULL && c->req->job != NULL) {
+            http_req *r = c->req;
+            upstream_cancel(w->up, r->job);
+            r->job = NULL;
+            w->n_inflight--;
+            set_error(r, 503, "The gateway is shutting down; retry on another instance",
+                      "draining");
+            resume(r);
+        }
+    }
+}
+
+void http_close(worker *w)
+{
+    if (w->mhd != NULL) {
+        worker_unwatch(w, w->mhd_fd);
+        MHD_stop_daemon(w->mhd);
+        w->mhd = NULL;
+    }
+}

@@ -1,0 +1,113 @@
+#include "server.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "config.h"
+#include "log.h"
+#include "runtime.h"
+#include "worker.h"
+
+/* Each terminal costs about four descriptors (TCP, two socketpair ends,
+ * MHD bookkeeping) plus a vendor connection. */
+static void raise_nofile(const tg_config *cfg, int nworkers)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)cfg->max_connections * (rlim_t)nworkers * 5 + 256;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
+        log_warn("open files limited to %llu; %llu wanted for the configured connections",
+                 (unsigned long long)rl.rlim_cur, (unsigned long long)want);
+}
+
+int server_run(const char *config_path)
+{
+    tg_config *cfg;
+    tg_runtime *rt;
+    worker *workers = NULL;
+    int nworkers, started = 0, rc = 1;
+    sigset_t set;
+
+    cfg = config_load(config_path, stderr);
+    if (cfg == NULL)
+        return 1;
+    log_init(cfg->log_level, cfg->log_syslog);
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        log_err("cannot initialise the HTTP client library");
+        config_free(cfg);
+        return 1;
+    }
+    rt = runtime_load(cfg, stderr);
+    if (rt == NULL) {
+        curl_global_cleanup();
+        return 1;
+    }
+    nworkers = rt->cfg->workers;
+    if (nworkers <= 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        nworkers = n > 0 ? (int)n : 1;
+    }
+    raise_nofile(rt->cfg, nworkers);
+
+    /* Signals go to this thread only, through sigwait; workers inherit the
+     * mask. */
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    workers = calloc((size_t)nworkers, sizeof(*workers));
+    if (workers == NULL)
+        goto out;
+    for (int i = 0; i < nworkers; i++) {
+        if (worker_init(&workers[i], i, rt) != 0)
+            goto out;
+        if (worker_start(&workers[i]) != 0) {
+            worker_join(&workers[i]);
+            goto out;
+        }
+        started++;
+    }
+    log_info("transgate %s serving: %zu listener(s), %d worker(s)", TG_VERSION,
+             rt->cfg->n_listeners, nworkers);
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&set, &sig) != 0)
+            continue;
+        if (sig == SIGTERM || sig == SIGINT) {
+            log_info("received %s: draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            break;
+        }
+        if (sig == SIGHUP)
+            log_warn("SIGHUP: configuration reload is not supported yet; restart to apply changes");
+        if (sig == SIGUSR1)
+            log_info("SIGUSR1: no log files to reopen");
+    }
+    rc = 0;
+out:
+    for (int i = 0; i < started; i++)
+        worker_drain(&workers[i]);
+    for (int i = 0; i < started; i++)
+        worker_join(&workers[i]);
+    free(workers);
+    runtime_free(rt);
+    curl_global_cleanup();
+    if (rc == 0)
+        log_info("stopped");
+    return rc;
+}

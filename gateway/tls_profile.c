@@ -1,0 +1,286 @@
+#include "tls_profile.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/err.h>
+
+#define SUITES13_AEAD \
+    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_AES_128_CCM_SHA256"
+#define SUITES12_ECDHE_AEAD                                               \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"        \
+    "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:"            \
+    "ECDHE-ECDSA-AES128-CCM:ECDHE-ECDSA-AES256-CCM"
+#define SUITES12_CAMELLIA                                                 \
+    "ECDHE-ECDSA-CAMELLIA128-SHA256:ECDHE-RSA-CAMELLIA128-SHA256:"        \
+    "ECDHE-ECDSA-CAMELLIA256-SHA384:ECDHE-RSA-CAMELLIA256-SHA384"
+#define SUITES12_ECDHE_CBC_SHA2                                           \
+    "ECDHE-ECDSA-AES128-SHA256:ECDHE-RSA-AES128-SHA256:"                  \
+    "ECDHE-ECDSA-AES256-SHA384:ECDHE-RSA-AES256-SHA384"
+#define SUITES12_DHE_AEAD                                                 \
+    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:"                \
+    "DHE-RSA-AES128-CCM:DHE-RSA-AES256-CCM"
+#define GROUPS_NIST "P-256:P-384:P-521"
+#define SIGALGS_SHA2                                                      \
+    "ECDSA+SHA256:ECDSA+SHA384:ECDSA+SHA512:"                             \
+    "rsa_pss_rsae_sha256:rsa_pss_rsae_sha384:rsa_pss_rsae_sha512:"        \
+    "rsa_pss_pss_sha256:rsa_pss_pss_sha384:rsa_pss_pss_sha512:"           \
+    "RSA+SHA256:RSA+SHA384:RSA+SHA512"
+
+/*
+ * cryptrec-strict holds only algorithms whose CRYPTREC listing is certain:
+ * AES and Camellia (e-Government Recommended Ciphers List, 128-bit block
+ * ciphers) in GCM/CCM or CBC with HMAC-SHA-256/384, ECDH(E) on the NIST
+ * curves, ECDSA and RSA-PSS/PKCS#1 v1.5 signatures with SHA-2.  The TLS 1.2
+ * Camellia suites are listed but come last, so AES-GCM wins when both sides
+ * have it.
+ */
+static const tls_profile profiles[] = {
+    {
+        "cryptrec-strict", TLS1_2_VERSION, TLS1_3_VERSION,
+        SUITES13_AEAD,
+        SUITES12_ECDHE_AEAD ":" SUITES12_CAMELLIA,
+        GROUPS_NIST, SIGALGS_SHA2,
+        "TLS 1.3 AES-GCM/CCM; TLS 1.2 ECDHE with AES-GCM/CCM and Camellia",
+    },
+    {
+        "cryptrec-recommended", TLS1_2_VERSION, TLS1_3_VERSION,
+        SUITES13_AEAD,
+        SUITES12_ECDHE_AEAD ":" SUITES12_DHE_AEAD ":" SUITES12_ECDHE_CBC_SHA2
+        ":" SUITES12_CAMELLIA,
+        GROUPS_NIST ":ffdhe2048:ffdhe3072:ffdhe4096", SIGALGS_SHA2,
+        "CRYPTREC TLS guideline, recommended security type (TLS 1.2 and 1.3, PFS suites)",
+    },
+    {
+        "cryptrec-high", TLS1_2_VERSION, TLS1_3_VERSION,
+        SUITES13_AEAD,
+        "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+        "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256",
+        GROUPS_NIST, SIGALGS_SHA2,
+        "CRYPTREC TLS guideline, high security type (TLS 1.3 first, TLS 1.2 ECDHE AES-GCM only)",
+    },
+};
+
+const tls_profile *tls_profile_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof(profiles) / sizeof(profiles[0]); i++)
+        if (strcmp(profiles[i].name, name) == 0)
+            return &profiles[i];
+    return NULL;
+}
+
+const tls_profile *tls_profile_all(size_t *n)
+{
+    *n = sizeof(profiles) / sizeof(profiles[0]);
+    return profiles;
+}
+
+void tls_errstr(char *buf, size_t len)
+{
+    unsigned long e;
+    size_t off = 0;
+
+    if (len == 0)
+        return;
+    buf[0] = '\0';
+    while ((e = ERR_get_error()) != 0) {
+        char one[256];
+        ERR_error_string_n(e, one, sizeof(one));
+        if (off < len - 1) {
+            int n = snprintf(buf + off, len - off, "%s%s", off ? "; " : "",
+                             one);
+            if (n > 0)
+                off += (size_t)n;
+        }
+    }
+    if (buf[0] == '\0')
+        snprintf(buf, len, "no OpenSSL error recorded");
+}
+
+/* Is name one of the colon-separated items in list? */
+static int list_has(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    const char *p = list;
+
+    while (*p != '\0') {
+        const char *end = strchr(p, ':');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == n && strncmp(p, name, n) == 0)
+            return 1;
+        if (end == NULL)
+            break;
+        p = end + 1;
+    }
+    return 0;
+}
+
+int tls_profile_apply(SSL_CTX *ctx, const tls_profile *p, char *err,
+                      size_t errlen)
+{
+    char why[512];
+
+    ERR_clear_error();
+    if (SSL_CTX_set_min_proto_version(ctx, p->min_version) != 1 ||
+        SSL_CTX_set_max_proto_version(ctx, p->max_version) != 1) {
+        tls_errstr(why, sizeof(why));
+        snprintf(err, errlen, "profile %s: protocol range: %s", p->name, why);
+        return -1;
+    }
+    if (SSL_CTX_set_ciphersuites(ctx, p->tls13_suites) != 1) {
+        tls_errstr(why, sizeof(why));
+        snprintf(err, errlen, "profile %s: TLS 1.3 suites: %s", p->name, why);
+        return -1;
+    }
+    /* An empty TLS 1.2 list is not accepted by OpenSSL; a TLS 1.3-only
+     * profile sets min_version instead. */
+    if (p->tls12_suites[0] != '\0' &&
+        SSL_CTX_set_cipher_list(ctx, p->tls12_suites) != 1) {
+        tls_errstr(why, sizeof(why));
+        snprintf(err, errlen, "profile %s: TLS 1.2 suites: %s", p->name, why);
+        return -1;
+    }
+    if (SSL_CTX_set1_groups_list(ctx, p->groups) != 1) {
+        tls_errstr(why, sizeof(why));
+        snprintf(err, errlen, "profile %s: groups: %s", p->name, why);
+        return -1;
+    }
+    if (SSL_CTX_set1_sigalgs_list(ctx, p->sigalgs) != 1 ||
+        SSL_CTX_set1_client_sigalgs_list(ctx, p->sigalgs) != 1) {
+        tls_errstr(why, sizeof(why));
+        snprintf(err, errlen, "profile %s: signature algorithms: %s", p->name,
+                 why);
+        return -1;
+    }
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                             SSL_OP_CIPHER_SERVER_PREFERENCE |
+                             SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 |
+                             SSL_OP_NO_TLSv1_1);
+    return tls_profile_verify(ctx, p, err, errlen);
+}
+
+int tls_profile_verify(SSL_CTX *ctx, const tls_profile *p, char *err,
+                       size_t errlen)
+{
+    STACK_OF(SSL_CIPHER) *ciphers;
+    SSL *ssl = NULL;
+    int *groups = NULL;
+    int ngroups, rc = -1;
+    int minv = (int)SSL_CTX_get_min_proto_version(ctx);
+    int maxv = (int)SSL_CTX_get_max_proto_version(ctx);
+
+    /* 0 means "no limit": the library's lowest/highest, which could be
+     * anything a future OpenSSL enables. */
+    if (minv == 0 || minv < p->min_version) {
+        snprintf(err, errlen, "profile %s: minimum protocol below the profile",
+                 p->name);
+        return -1;
+    }
+    if (maxv == 0 || maxv > p->max_version) {
+        snprintf(err, errlen, "profile %s: maximum protocol above the profile",
+                 p->name);
+        return -1;
+    }
+    ciphers = SSL_CTX_get_ciphers(ctx);
+    if (ciphers == NULL || sk_SSL_CIPHER_num(ciphers) == 0) {
+        snprintf(err, errlen, "profile %s: no cipher suite enabled", p->name);
+        return -1;
+    }
+    for (int i = 0; i < sk_SSL_CIPHER_num(ciphers); i++) {
+        const SSL_CIPHER *c = sk_SSL_CIPHER_value(ciphers, i);
+        const char *name = SSL_CIPHER_get_name(c);
+        if (!list_has(p->tls13_suites, name) && !list_has(p->tls12_suites, name)) {
+            snprintf(err, errlen,
+                     "profile %s: suite %s is enabled but not in the profile",
+                     p->name, name);
+            return -1;
+        }
+    }
+    ssl = SSL_new(ctx);
+    if (ssl == NULL) {
+        snprintf(err, errlen, "profile %s: cannot create a session to check groups",
+                 p->name);
+        return -1;
+    }
+    ngroups = SSL_get1_groups(ssl, NULL);
+    if (ngroups <= 0) {
+        snprintf(err, errlen, "profile %s: no key exchange group enabled", p->name);
+        goto fail;
+    }
+    groups = OPENSSL_malloc(sizeof(int) * (size_t)ngroups);
+    if (groups == NULL)
+        goto fail;
+    SSL_get1_groups(ssl, groups);
+    for (int i = 0; i < ngroups; i++) {
+        const char *gname = SSL_group_to_name(ssl, groups[i]);
+        /* OpenSSL names the NIST curves secp256r1 etc.; the profile uses
+         * the TLS names. */
+        static const struct { const char *tls, *ossl; } alias[] = {
+            { "P-256", "secp256r1" }, { "P-384", "secp384r1" },
+            { "P-521", "secp521r1" },
+        };
+        int ok = gname != NULL && list_has(p->groups, gname);
+        for (size_t a = 0; !ok && gname && a < sizeof(alias) / sizeof(alias[0]); a++)
+            if (strcmp(gname, alias[a].ossl) == 0 && list_has(p->groups, alias[a].tls))
+                ok = 1;
+        if (!ok) {
+            snprintf(err, errlen,
+                     "profile %s: group %s is enabled but not in the profile",
+                     p->name, gname ? gname : "(unknown)");
+            goto fail;
+        }
+    }
+    rc = 0;
+fail:
+    OPENSSL_free(groups);
+    SSL_free(ssl);
+    return rc;
+}
+
+static const char *proto_name(int v)
+{
+    switch (v) {
+    case TLS1_2_VERSION: return "TLSv1.2";
+    case TLS1_3_VERSION: return "TLSv1.3";
+    default: return "other";
+    }
+}
+
+int tls_profile_print(SSL_CTX *ctx, const tls_profile *p, const char *indent,
+                      FILE *out)
+{
+    STACK_OF(SSL_CIPHER) *ciphers = SSL_CTX_get_ciphers(ctx);
+    SSL *ssl;
+    int ngroups;
+
+    fprintf(out, "%sprofile: %s (%s)\n", indent, p->name, p->description);
+    fprintf(out, "%sprotocols: %s to %s\n", indent,
+            proto_name((int)SSL_CTX_get_min_proto_version(ctx)),
+            proto_name((int)SSL_CTX_get_max_proto_version(ctx)));
+    fprintf(out, "%ssuites:", indent);
+    for (int i = 0; ciphers != NULL && i < sk_SSL_CIPHER_num(ciphers); i++) {
+        const SSL_CIPHER *c = sk_SSL_CIPHER_value(ciphers, i);
+        fprintf(out, " %s", SSL_CIPHER_get_name(c));
+    }
+    fprintf(out, "\n");
+    ssl = SSL_new(ctx);
+    if (ssl == NULL)
+        return -1;
+    ngroups = SSL_get1_groups(ssl, NULL);
+    fprintf(out, "%sgroups:", indent);
+    if (ngroups > 0) {
+        int *groups = OPENSSL_malloc(sizeof(int) * (size_t)ngroups);
+        if (groups != NULL) {
+            SSL_get1_groups(ssl, groups);
+            for (int i = 0; i < ngroups; i++) {
+                const char *g = SSL_group_to_name(ssl, groups[i]);
+                fprintf(out, " %s", g ? g : "?");
+            }
+            OPENSSL_free(groups);
+        }
+    }
+    fprintf(out, "\n");
+    SSL_free(ssl);
+    fprintf(out, "%ssignature algorithms: %s\n", indent, p->sigalgs);
+    return 0;
+}

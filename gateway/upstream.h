@@ -1,0 +1,72 @@
+/*
+ * upstream: one curl multi handle per worker, driven by the worker's epoll
+ * through curl's socket API.  A job is a set of HTTP exchanges with one
+ * vendor (see adapter.h), run concurrently over kept-alive connections, with
+ * bounded retries and backoff on connection failures, 429 and 5xx.
+ *
+ * A job ends in exactly one way: its completion callback runs once, or the
+ * caller cancels it and the callback never runs.
+ */
+#ifndef TG_UPSTREAM_H
+#define TG_UPSTREAM_H
+
+#include <stddef.h>
+
+#include "adapter.h"
+#include "runtime.h"
+#include "worker.h"
+
+typedef enum upstream_err {
+    UPSTREAM_OK = 0,
+    UPSTREAM_ERR_NOMEM = 1,
+    UPSTREAM_ERR_CONNECT = 2,     /* vendor unreachable (refused, reset, DNS) */
+    UPSTREAM_ERR_TLS = 3,         /* handshake or certificate verification failed */
+    UPSTREAM_ERR_TIMEOUT = 4,     /* vendor did not answer in time */
+    UPSTREAM_ERR_IO = 5,          /* connection broke mid-exchange */
+    UPSTREAM_ERR_TOO_LARGE = 6    /* reply exceeded the cap */
+} upstream_err;
+
+/* Fixed description.  Never NULL. */
+const char *upstream_strerror(upstream_err e);
+
+/* Stable code for responses and metrics, e.g. "vendor_unreachable". */
+const char *upstream_code(upstream_err e);
+
+typedef struct upstream_info {
+    char address[64];      /* vendor address actually used ("" if none) */
+    long last_status;      /* last HTTP status seen, 0 if none */
+    int attempts;          /* total attempts over all exchanges */
+    double elapsed_ms;     /* from add to completion */
+} upstream_info;
+
+/* Completion: err is UPSTREAM_OK when every exchange got an HTTP answer
+ * (whatever its status); replies[i] answers exchange i.  All borrowed for
+ * the duration of the call. */
+typedef void (*upstream_done_fn)(void *arg, upstream_err err,
+                                 const adapter_reply *replies, size_t n,
+                                 const upstream_info *info);
+
+typedef struct upstream_ctx upstream_ctx;
+typedef struct upstream_job upstream_job;
+
+/* Create a worker's multi handle.  Returns NULL on failure. */
+upstream_ctx *upstream_init(worker *w);
+
+/* Cancel every job (no callbacks) and free.  NULL-safe. */
+void upstream_close(upstream_ctx *u);
+
+/* Start a job of n exchanges against vendor up.  Steals reqs (the array and
+ * its contents) in every case.  Returns the job, or NULL when it could not
+ * be started (nothing will be called back). */
+upstream_job *upstream_add(upstream_ctx *u, const rt_upstream *up,
+                           adapter_http *reqs, size_t n, upstream_done_fn fn,
+                           void *arg);
+
+/* Abandon a job: transfers stop, buffers are wiped, fn is never called.
+ * Cannot fail. */
+void upstream_cancel(upstream_ctx *u, upstream_job *job);
+
+/* Number of jobs in progress.  Cannot fail. */
+size_t upstream_pending(const upstream_ctx *u);
+
+#endif

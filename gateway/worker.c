@@ -1,0 +1,230 @@
+#include "worker.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "http.h"
+#include "log.h"
+#include "tls_front.h"
+#include "upstream.h"
+
+#define container_of(p, type, member) \
+    ((type *)(void *)((char *)(p) - offsetof(type, member)))
+
+int worker_watch(worker *w, int fd, uint32_t events, ev_handler *h)
+{
+    struct epoll_event ev;
+
+    memset(&ev, 0, sizeof(ev));
+    ev.events = events;
+    ev.data.ptr = h;
+    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        log_warn("worker %d: epoll add: %s", w->id, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int worker_rewatch(worker *w, int fd, uint32_t events, ev_handler *h)
+{
+    struct epoll_event ev;
+
+    memset(&ev, 0, sizeof(ev));
+    ev.events = events;
+    ev.data.ptr = h;
+    if (epoll_ctl(w->epfd, EPOLL_CTL_MOD, fd, &ev) != 0) {
+        log_warn("worker %d: epoll modify: %s", w->id, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+void worker_unwatch(worker *w, int fd)
+{
+    epoll_ctl(w->epfd, EPOLL_CTL_DEL, fd, NULL);
+}
+
+static void start_drain(worker *w)
+{
+    if (w->state != WORKER_RUNNING)
+        return;
+    w->state = WORKER_DRAINING;
+    w->drain_deadline = tg_now_ms() + (uint64_t)w->rt->cfg->drain_timeout_ms;
+    for (size_t i = 0; i < w->n_listeners; i++)
+        front_listener_close(w, &w->listeners[i]);
+    log_info("worker %d: draining %d request(s)", w->id, w->n_active);
+}
+
+static void on_wake(ev_handler *h, uint32_t events)
+{
+    worker *w = container_of(h, worker, wake_h);
+    uint64_t v;
+
+    (void)events;
+    if (read(w->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+        log_warn("worker %d: wake read: %s", w->id, strerror(errno));
+    if (__atomic_load_n(&w->cmd_drain, __ATOMIC_ACQUIRE))
+        start_drain(w);
+}
+
+/* While draining, close every connection that holds nothing in progress;
+ * leave the loop when none is left or the deadline has passed. */
+static void drain_step(worker *w)
+{
+    front_conn *c, *next;
+
+    for (c = w->conns; c != NULL; c = next) {
+        next = c->next;
+        if (front_conn_idle(c))
+            front_conn_close(c);
+    }
+    if (w->n_conns == 0 && w->n_inflight == 0) {
+        w->state = WORKER_STOPPING;
+        return;
+    }
+    if (tg_now_ms() >= w->drain_deadline) {
+        log_warn("worker %d: drain deadline passed with %d request(s) waiting on a vendor",
+                 w->id, w->n_inflight);
+        http_cancel_all(w);
+        w->state = WORKER_STOPPING;
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    struct epoll_event evs[128];
+
+    while (w->state != WORKER_STOPPING) {
+        int n, timeout, t;
+        uint64_t now;
+
+        if (w->mhd_run_pending)
+            http_run(w);
+        now = tg_now_ms();
+        timeout = timers_wait_ms(&w->timers, now);
+        t = http_timeout_ms(w);
+        if (t >= 0 && (timeout < 0 || t < timeout))
+            timeout = t;
+        if (w->state == WORKER_DRAINING && (timeout < 0 || timeout > 100))
+            timeout = 100;
+        if (w->mhd_run_pending)
+            timeout = 0;
+        n = epoll_wait(w->epfd, evs, (int)(sizeof(evs) / sizeof(evs[0])), timeout);
+        if (n < 0 && errno != EINTR) {
+            log_err("worker %d: epoll_wait: %s", w->id, strerror(errno));
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            ev_handler *h = evs[i].data.ptr;
+            h->fn(h, evs[i].events);
+        }
+        timers_run(&w->timers, tg_now_ms());
+        if (t == 0 || n == 0)
+            w->mhd_run_pending = 1;
+        if (w->state == WORKER_DRAINING) {
+            http_run(w);
+            drain_step(w);
+        }
+    }
+    /* Whatever is left is cancelled: no request may wait on a vendor while
+     * its daemon stops. */
+    http_cancel_all(w);
+    http_run(w);
+    while (w->conns != NULL)
+        front_conn_close(w->conns);
+    http_run(w);
+    return NULL;
+}
+
+int worker_init(worker *w, int id, const tg_runtime *rt)
+{
+    const tg_config *cfg = rt->cfg;
+
+    memset(w, 0, sizeof(*w));
+    w->id = id;
+    w->rt = rt;
+    w->mhd_fd = -1;
+    w->wake_fd = -1;
+    timers_init(&w->timers);
+    w->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (w->epfd < 0) {
+        log_err("worker %d: epoll: %s", id, strerror(errno));
+        return -1;
+    }
+    w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    w->wake_h.fn = on_wake;
+    if (w->wake_fd < 0 || worker_watch(w, w->wake_fd, EPOLLIN, &w->wake_h) != 0)
+        goto fail;
+    if (http_init(w) != 0)
+        goto fail;
+    w->up = upstream_init(w);
+    if (w->up == NULL) {
+        log_err("worker %d: cannot start the upstream client", id);
+        goto fail;
+    }
+    w->listeners = calloc(cfg->n_listeners, sizeof(*w->listeners));
+    if (w->listeners == NULL)
+        goto fail;
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
+        w->listeners[i].fd = -1;
+        if (front_listen(w, &w->listeners[i], &cfg->listeners[i],
+                         rt->listener_ctx[i]) != 0)
+            goto fail;
+        w->n_listeners++;
+    }
+    return 0;
+fail:
+    worker_join(w);
+    return -1;
+}
+
+int worker_start(worker *w)
+{
+    if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+        log_err("worker %d: cannot start thread", w->id);
+        return -1;
+    }
+    return 0;
+}
+
+void worker_drain(worker *w)
+{
+    uint64_t one = 1;
+
+    __atomic_store_n(&w->cmd_drain, 1, __ATOMIC_RELEASE);
+    if (write(w->wake_fd, &one, sizeof(one)) < 0)
+        log_warn("worker %d: wake: %s", w->id, strerror(errno));
+}
+
+void worker_join(worker *w)
+{
+    if (w->thread != 0) {
+        pthread_join(w->thread, NULL);
+        w->thread = 0;
+    }
+    while (w->conns != NULL)
+        front_conn_close(w->conns);
+    for (size_t i = 0; i < w->n_listeners; i++)
+        front_listener_close(w, &w->listeners[i]);
+    free(w->listeners);
+    w->listeners = NULL;
+    w->n_listeners = 0;
+    /* MHD first: stopping it completes its requests, which may still
+     * reference upstream jobs. */
+    http_close(w);
+    upstream_close(w->up);
+    w->up = NULL;
+    if (w->wake_fd >= 0)
+        close(w->wake_fd);
+    w->wake_fd = -1;
+    if (w->epfd >= 0)
+        close(w->epfd);
+    w->epfd = -1;
+    timers_free(&w->timers);
+}

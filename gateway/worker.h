@@ -1,0 +1,89 @@
+/*
+ * worker: one event loop thread that owns, share-nothing, its TLS front
+ * listeners and connections, one libmicrohttpd daemon (external epoll mode)
+ * and one curl multi handle.  Workers share only the immutable runtime.
+ */
+#ifndef TG_WORKER_H
+#define TG_WORKER_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "runtime.h"
+#include "timer.h"
+
+/* Anything registered with the worker's epoll embeds one of these; the
+ * epoll data pointer points at it. */
+typedef struct ev_handler ev_handler;
+struct ev_handler {
+    void (*fn)(ev_handler *h, uint32_t events);
+};
+
+struct front_listener;
+struct front_conn;
+struct upstream_ctx;
+struct MHD_Daemon;
+
+typedef enum worker_state {
+    WORKER_RUNNING = 0,
+    WORKER_DRAINING = 1,   /* no new connections; finish what is in flight */
+    WORKER_STOPPING = 2    /* drain deadline passed or done: leave the loop */
+} worker_state;
+
+/* Per-worker counters, read (racily, as monotonic snapshots) by the admin
+ * plane. */
+typedef struct worker_stats {
+    uint64_t connections;
+    uint64_t handshake_failures;
+    uint64_t requests;
+    uint64_t responses_by_class[6];   /* 1xx..5xx, index = status / 100 */
+} worker_stats;
+
+typedef struct worker {
+    int id;
+    pthread_t thread;
+    const tg_runtime *rt;
+    int epfd;
+    int wake_fd;                 /* eventfd: commands from the main thread */
+    ev_handler wake_h;
+    volatile int cmd_drain;      /* set by the main thread before waking */
+    worker_state state;
+    uint64_t drain_deadline;
+    tg_timers timers;
+
+    struct front_listener *listeners;
+    size_t n_listeners;
+    struct front_conn *conns;    /* doubly-linked list of live connections */
+    struct front_conn *adding;   /* set while MHD_add_connection runs */
+    int n_conns;
+
+    struct MHD_Daemon *mhd;
+    int mhd_fd;
+    ev_handler mhd_h;
+    int mhd_run_pending;         /* MHD must run before the loop sleeps */
+
+    struct upstream_ctx *up;
+    int n_active;                /* HTTP requests between first byte and completion */
+    int n_inflight;              /* requests waiting on a vendor */
+    worker_stats stats;
+} worker;
+
+/* Create a worker's loop, listeners (SO_REUSEPORT), MHD daemon and curl
+ * multi.  Returns 0, or -1 after logging why (and cleaning up). */
+int worker_init(worker *w, int id, const tg_runtime *rt);
+
+/* Start the thread.  Returns 0 or -1. */
+int worker_start(worker *w);
+
+/* Ask a running worker to drain (thread-safe).  Cannot fail. */
+void worker_drain(worker *w);
+
+/* Join the thread and free everything.  Cannot fail. */
+void worker_join(worker *w);
+
+/* Register / modify / remove an fd in the worker's epoll.  Return 0 or -1. */
+int worker_watch(worker *w, int fd, uint32_t events, ev_handler *h);
+int worker_rewatch(worker *w, int fd, uint32_t events, ev_handler *h);
+void worker_unwatch(worker *w, int fd);
+
+#endif

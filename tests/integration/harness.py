@@ -1,0 +1,216 @@
+"""Shared plumbing for integration tests: real certificates, the real
+transgate binary, the recording stub vendor and (optionally) Apertium APY,
+all on loopback.  Python standard library only."""
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+
+SOURCE_DIR = os.environ.get("TG_SOURCE_DIR", os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", "..")))
+TRANSGATE = os.environ.get("TG_TRANSGATE", "")
+STUB_VENDOR = os.environ.get("TG_STUB_VENDOR", "")
+CERTS_TOOL = os.path.join(SOURCE_DIR, "certs", "tg-certs")
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc=None, timeout=15.0, host="127.0.0.1"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("process exited with %s before listening" % proc.returncode)
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("nothing listening on %s:%d" % (host, port))
+
+
+class Certs:
+    """A development CA with server, vendor and client certificates."""
+
+    def __init__(self, workdir):
+        self.dir = os.path.join(workdir, "pki")
+        subprocess.run(["bash", CERTS_TOOL, "dev", self.dir], check=True,
+                       stdout=subprocess.DEVNULL)
+        self.ca = os.path.join(self.dir, "ca.pem")
+        self.server_cert = os.path.join(self.dir, "server.pem")
+        self.server_key = os.path.join(self.dir, "server.key")
+        self.vendor_cert = os.path.join(self.dir, "vendor.pem")
+        self.vendor_key = os.path.join(self.dir, "vendor.key")
+
+
+class StubVendor:
+    """The recording stub vendor (tests/stub/stub_vendor.c)."""
+
+    def __init__(self, workdir, certs, api_key=None, name="stub"):
+        self.record = os.path.join(workdir, name + "-record.jsonl")
+        port_file = os.path.join(workdir, name + ".port")
+        args = [STUB_VENDOR, "--listen", "127.0.0.1:0", "--cert", certs.vendor_cert,
+                "--key", certs.vendor_key, "--record", self.record,
+                "--port-file", port_file]
+        if api_key:
+            args += ["--api-key", api_key]
+        self.log = open(os.path.join(workdir, name + ".log"), "wb")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while not (os.path.exists(port_file) and open(port_file).read().strip()):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("stub vendor did not start")
+            time.sleep(0.02)
+        self.port = int(open(port_file).read().strip())
+
+    def requests(self):
+        if not os.path.exists(self.record):
+            return []
+        with open(self.record, encoding="utf-8") as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+class Apertium:
+    """Apertium APY on loopback over TLS with the vendor certificate."""
+
+    def __init__(self, workdir, certs):
+        self.port = free_port()
+        self.log = open(os.path.join(workdir, "apy.log"), "wb")
+        env = dict(os.environ, LC_ALL="C.UTF-8")
+        self.proc = subprocess.Popen(
+            ["apertium-apy", "-p", str(self.port), "-c", certs.vendor_cert,
+             "-k", certs.vendor_key, "/usr/share/apertium/modes"],
+            stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        wait_port(self.port, self.proc, timeout=60)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+class Gateway:
+    """The real transgate binary with a generated config."""
+
+    def __init__(self, workdir, certs, upstreams, clients, limits=None,
+                 workers=2, listeners=None, log_level="debug"):
+        self.workdir = workdir
+        self.certs = certs
+        self.port = free_port()
+        self.keys = {}
+        keydir = os.path.join(workdir, "keys")
+        os.makedirs(keydir, mode=0o700, exist_ok=True)
+        cfg_clients = []
+        for c in clients:
+            c = dict(c)
+            c.setdefault("api_key_hashes", os.path.join(keydir, c["name"] + ".hashes"))
+            cfg_clients.append(c)
+        self.config = {
+            "workers": workers,
+            "log": {"level": log_level},
+            "limits": limits or {},
+            "listeners": listeners or [{
+                "address": "127.0.0.1:%d" % self.port,
+                "certificate": certs.server_cert,
+                "private_key": certs.server_key,
+            }],
+            "upstreams": upstreams,
+            "clients": cfg_clients,
+        }
+        self.config_path = os.path.join(workdir, "transgate.json")
+        with open(self.config_path, "w") as f:
+            json.dump(self.config, f, indent=2)
+        for c in cfg_clients:
+            out = subprocess.run([TRANSGATE, "key", "new", c["name"], "-c", self.config_path],
+                                 check=True, capture_output=True, text=True)
+            self.keys[c["name"]] = out.stdout.strip()
+        self.stderr_path = os.path.join(workdir, "transgate.stderr")
+        self.proc = None
+
+    def start(self):
+        self.stderr = open(self.stderr_path, "ab")
+        self.proc = subprocess.Popen([TRANSGATE, "serve", "-c", self.config_path],
+                                     stdout=self.stderr, stderr=subprocess.STDOUT)
+        wait_port(self.port, self.proc)
+        return self
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.stderr.close()
+        rc = self.proc.returncode
+        self.proc = None
+        return rc
+
+    def diagnostics(self):
+        with open(self.stderr_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def ssl_context(self):
+        ctx = ssl.create_default_context(cafile=self.certs.ca)
+        return ctx
+
+    def connection(self, timeout=30):
+        return http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout,
+                                           context=self.ssl_context())
+
+    def request(self, method, path, body=None, headers=None, client=None,
+                conn=None, timeout=30):
+        """Send one request; returns (status, headers dict, body bytes)."""
+        hdrs = dict(headers or {})
+        if client is not None:
+            hdrs["Authorization"] = "DeepL-Auth-Key " + self.keys[client]
+        own = conn is None
+        if own:
+            conn = self.connection(timeout)
+        try:
+            if isinstance(body, str):
+                body = body.encode("utf-8")
+            conn.request(method, path, body=body, headers=hdrs)
+            resp = conn.getresponse()
+            data = resp.read()
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+        finally:
+            if own:
+                conn.close()
+
+
+class Workdir:
+    def __init__(self, prefix="tg-it-"):
+        self.path = tempfile.mkdtemp(prefix=prefix)
+        os.chmod(self.path, 0o700)
+
+    def cleanup(self):
+        shutil.rmtree(self.path, ignore_errors=True)

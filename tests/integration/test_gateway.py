@@ -1,0 +1,468 @@
+"""End to end through the real transgate binary over real TLS, against the
+recording stub vendor: what the terminal gets back and exactly what would
+have left the building."""
+
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import unittest
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness  # noqa: E402
+
+VENDOR_KEY = "stub-vendor-key-0123456789"
+W = None
+CERTS = None
+STUB = None
+GW = None
+
+
+def setUpModule():
+    global W, CERTS, STUB, GW
+    W = harness.Workdir()
+    CERTS = harness.Certs(W.path)
+    STUB = harness.StubVendor(W.path, CERTS, api_key=VENDOR_KEY)
+    key_file = os.path.join(W.path, "vendor.apikey")
+    with open(key_file, "w") as f:
+        f.write(VENDOR_KEY + "\n")
+    os.chmod(key_file, 0o600)
+    stub_url = "https://localhost:%d" % STUB.port
+    GW = harness.Gateway(W.path, CERTS, upstreams=[
+        {"name": "stub", "adapter": "deepl", "url": stub_url, "api_key_file": key_file,
+         "ca_file": CERTS.ca, "max_retries": 2, "retry_backoff_ms": 50},
+        {"name": "slow", "adapter": "deepl", "url": stub_url, "api_key_file": key_file,
+         "ca_file": CERTS.ca, "timeout_ms": 700, "max_retries": 0},
+        {"name": "dead", "adapter": "deepl",
+         "url": "https://127.0.0.1:%d" % harness.free_port(),
+         "ca_file": CERTS.ca, "connect_timeout_ms": 500, "max_retries": 1,
+         "retry_backoff_ms": 20},
+    ], clients=[
+        {"name": "terminal-a", "upstream": "stub"},
+        {"name": "terminal-slow", "upstream": "slow"},
+        {"name": "terminal-dead", "upstream": "dead"},
+        {"name": "terminal-off", "upstream": "stub", "disabled": True},
+    ]).start()
+
+
+def tearDownModule():
+    try:
+        if GW is not None:
+            rc = GW.stop()
+            assert rc == 0, "gateway exit status %r" % rc
+    finally:
+        if STUB is not None:
+            STUB.stop()
+        W.cleanup()
+
+
+def form(**fields):
+    items = []
+    for k, v in fields.items():
+        for x in (v if isinstance(v, list) else [v]):
+            items.append((k, x))
+    return urllib.parse.urlencode(items)
+
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+JSON = {"Content-Type": "application/json"}
+
+
+class Base(unittest.TestCase):
+    def stub_mark(self):
+        return len(STUB.requests())
+
+    def stub_since(self, mark):
+        return STUB.requests()[mark:]
+
+    def assertError(self, status, body, want_status, want_code):
+        self.assertEqual(status, want_status, body)
+        doc = json.loads(body)
+        self.assertIsInstance(doc["message"], str)
+        self.assertEqual(doc.get("code"), want_code)
+        return doc
+
+
+class TranslateTest(Base):
+    def test_form_body_with_several_texts_is_translated_in_order(self):
+        mark = self.stub_mark()
+        st, hdrs, body = GW.request("POST", "/v2/translate",
+                                    form(text=["hello world", "second text"],
+                                         target_lang="de", source_lang="en"),
+                                    FORM, client="terminal-a")
+        self.assertEqual(st, 200, body)
+        self.assertEqual(json.loads(body), {"translations": [
+            {"detected_source_language": "EN", "text": "[DE] HELLO WORLD"},
+            {"detected_source_language": "EN", "text": "[DE] SECOND TEXT"}]})
+        self.assertRegex(hdrs["x-request-id"], r"^[0-9a-f]{32}$")
+        sent = self.stub_since(mark)
+        self.assertEqual(len(sent), 1)
+        self.assertEqual(sent[0]["path"], "/v2/translate")
+        out = json.loads(sent[0]["body"])
+        self.assertEqual(out["text"], ["hello world", "second text"])
+        self.assertEqual(out["target_lang"], "DE")
+        self.assertEqual(out["source_lang"], "EN")
+        self.assertEqual(sent[0]["headers"]["authorization"], "DeepL-Auth-Key " + VENDOR_KEY)
+
+    def test_json_body_with_options_is_forwarded_with_the_same_options(self):
+        mark = self.stub_mark()
+        req = {"text": ["Good morning"], "target_lang": "JA", "formality": "more",
+               "context": "a greeting", "split_sentences": "nonewlines",
+               "preserve_formatting": True}
+        st, _, body = GW.request("POST", "/v2/translate", json.dumps(req), JSON,
+                                 client="terminal-a")
+        self.assertEqual(st, 200, body)
+        self.assertEqual(json.loads(body)["translations"][0]["text"], "[JA] GOOD MORNING")
+        out = json.loads(self.stub_since(mark)[0]["body"])
+        self.assertEqual(out["text"], ["Good morning"])
+        self.assertEqual(out["formality"], "more")
+        self.assertEqual(out["context"], "a greeting")
+        self.assertEqual(out["split_sentences"], "nonewlines")
+
+    def test_terminal_identity_headers_never_reach_the_vendor(self):
+        mark = self.stub_mark()
+        st, _, body = GW.request("POST", "/v2/translate", form(text="x", target_lang="DE"),
+                                 dict(FORM, **{"X-Forwarded-For": "10.1.2.3",
+                                               "Cookie": "session=secret-cookie",
+                                               "User-Agent": "terminal-agent/1.0",
+                                               "X-User": "yamada"}),
+                                 client="terminal-a")
+        self.assertEqual(st, 200, body)
+        hdrs = self.stub_since(mark)[0]["headers"]
+        for h in ("x-forwarded-for", "cookie", "x-user", "forwarded", "via"):
+            self.assertNotIn(h, hdrs)
+        self.assertNotEqual(hdrs.get("user-agent"), "terminal-agent/1.0")
+        self.assertNotIn(GW.keys["terminal-a"], json.dumps(hdrs))
+
+    def test_keep_alive_connection_serves_several_requests(self):
+        conn = GW.connection()
+        try:
+            for i in range(3):
+                st, _, body = GW.request("POST", "/v2/translate",
+                                         form(text="n%d" % i, target_lang="DE"), FORM,
+                                         client="terminal-a", conn=conn)
+                self.assertEqual(st, 200)
+                self.assertEqual(json.loads(body)["translations"][0]["text"], "[DE] N%d" % i)
+        finally:
+            conn.close()
+
+    def test_vendor_503_once_is_retried_and_succeeds(self):
+        mark = self.stub_mark()
+        st, _, body = GW.request("POST", "/v2/translate",
+                                 form(text="@@status-once=503@@@@id=r1@@ retry me",
+                                      target_lang="DE"), FORM, client="terminal-a")
+        self.assertEqual(st, 200, body)
+        self.assertEqual(len(self.stub_since(mark)), 2)
+
+    def test_vendor_persistent_429_gives_429_after_bounded_retries(self):
+        mark = self.stub_mark()
+        st, _, body = GW.request("POST", "/v2/translate",
+                                 form(text="@@status=429@@", target_lang="DE"), FORM,
+                                 client="terminal-a")
+        self.assertError(st, body, 429, "vendor_rate_limited")
+        self.assertEqual(len(self.stub_since(mark)), 3)   # 1 + max_retries
+
+    def test_vendor_400_is_not_retried_and_gives_502(self):
+        mark = self.stub_mark()
+        st, _, body = GW.request("POST", "/v2/translate",
+                                 form(text="@@status=400@@", target_lang="DE"), FORM,
+                                 client="terminal-a")
+        self.assertError(st, body, 502, "vendor_error")
+        self.assertEqual(len(self.stub_since(mark)), 1)
+
+    def test_vendor_quota_456_is_passed_on(self):
+        st, _, body = GW.request("POST", "/v2/translate",
+                                 form(text="@@status=456@@", target_lang="DE"), FORM,
+                                 client="terminal-a")
+        self.assertError(st, body, 456, "vendor_quota")
+
+    def test_vendor_garbage_reply_gives_502(self):
+        st, _, body = GW.request("POST", "/v2/translate",
+                                 form(text="@@garbage@@", target_lang="DE"), FORM,
+                                 client="terminal-a")
+        self.assertError(st, body, 502, "vendor_bad_reply")
+
+    def test_vendor_returning_wrong_number_of_texts_gives_502(self):
+        st, _, body = GW.request("POST", "/v2/translate",
+                                 form(text=["@@count=1@@", "b"], target_lang="DE"), FORM,
+                                 client="terminal-a")
+        self.assertError(st, body, 502, "vendor_bad_reply")
+
+    def test_vendor_down_gives_502_unreachable(self):
+        st, hdrs, body = GW.request("POST", "/v2/translate", form(text="x", target_lang="DE"),
+                                    FORM, client="terminal-dead")
+        self.assertError(st, body, 502, "vendor_unreachable")
+        self.assertIn("x-request-id", hdrs)
+
+    def test_vendor_too_slow_gives_504(self):
+        t0 = time.monotonic()
+        st, _, body = GW.request("POST", "/v2/translate",
+                                 form(text="@@delay=3000@@", target_lang="DE"), FORM,
+                                 client="terminal-slow")
+        self.assertError(st, body, 504, "vendor_timeout")
+        self.assertLess(time.monotonic() - t0, 2.9)
+
+    def test_languages_and_usage(self):
+        st, _, body = GW.request("GET", "/v2/languages?type=target", client="terminal-a")
+        self.assertEqual(st, 200, body)
+        langs = json.loads(body)
+        self.assertIn("DE", [x["language"] for x in langs])
+        self.assertTrue(all(isinstance(x["supports_formality"], bool) for x in langs))
+        st, _, body = GW.request("POST", "/v2/languages", "type=source", FORM,
+                                 client="terminal-a")
+        self.assertEqual(st, 200, body)
+        self.assertIn("EN", [x["language"] for x in json.loads(body)])
+        st, _, body = GW.request("GET", "/v2/usage", client="terminal-a")
+        self.assertEqual(st, 200, body)
+        usage = json.loads(body)
+        self.assertEqual(sorted(usage), ["character_count", "character_limit"])
+        before = usage["character_count"]
+        GW.request("POST", "/v2/translate", form(text="12345", target_lang="DE"), FORM,
+                   client="terminal-a")
+        _, _, body = GW.request("GET", "/v2/usage", client="terminal-a")
+        self.assertEqual(json.loads(body)["character_count"], before + 5)
+
+
+class RejectTest(Base):
+    def test_missing_wrong_and_disabled_keys_are_403_and_nothing_is_sent(self):
+        mark = self.stub_mark()
+        body = form(text="secret", target_lang="DE")
+        cases = [
+            {},
+            {"Authorization": "DeepL-Auth-Key tg_wrongwrongwrongwrongwrongwrongwrongwrongwro"},
+            {"Authorization": "Bearer " + GW.keys["terminal-a"]},
+            {"Authorization": "DeepL-Auth-Key " + GW.keys["terminal-off"]},
+        ]
+        for hdrs in cases:
+            st, h, data = GW.request("POST", "/v2/translate", body, dict(FORM, **hdrs))
+            self.assertError(st, data, 403, "auth_failed")
+            self.assertIn("x-request-id", h)
+        self.assertEqual(self.stub_since(mark), [])
+
+    def test_oversized_body_is_413_with_content_length(self):
+        mark = self.stub_mark()
+        big = form(text="a" * (128 * 1024), target_lang="DE")
+        st, _, body = GW.request("POST", "/v2/translate", big, FORM, client="terminal-a")
+        self.assertError(st, body, 413, "body_too_large")
+        self.assertEqual(self.stub_since(mark), [])
+
+    def test_oversized_chunked_body_is_413(self):
+        ctx = GW.ssl_context()
+        with socket.create_connection(("127.0.0.1", GW.port)) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                s.sendall(("POST /v2/translate HTTP/1.1\r\nHost: x\r\n"
+                           "Authorization: DeepL-Auth-Key %s\r\n"
+                           "Content-Type: application/x-www-form-urlencoded\r\n"
+                           "Transfer-Encoding: chunked\r\n\r\n" % GW.keys["terminal-a"]).encode())
+                chunk = b"a" * 16384
+                try:
+                    for _ in range(10):
+                        s.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    s.sendall(b"0\r\n\r\n")
+                except OSError:
+                    pass
+                data = b""
+                while True:
+                    try:
+                        d = s.recv(65536)
+                    except OSError:
+                        break
+                    if not d:
+                        break
+                    data += d
+                    if b"\r\n\r\n" in data and data.rstrip().endswith(b"}"):
+                        break
+        self.assertTrue(data.startswith(b"HTTP/1.1 413"), data[:100])
+
+    def test_malformed_bodies_are_400_naming_the_problem(self):
+        mark = self.stub_mark()
+        cases = [
+            (JSON, "{not json", None),
+            (JSON, json.dumps({"text": ["a"], "target_lang": "DE", "colour": "red"}), "colour"),
+            (JSON, json.dumps({"text": "a"}), "target_lang"),
+            (JSON, json.dumps({"text": [1], "target_lang": "DE"}), "text"),
+            (FORM, "text=%ZZ&target_lang=DE", None),
+            (FORM, "text=%FF%FE&target_lang=DE", "text"),
+            (FORM, "target_lang=DE", "text"),
+            (FORM, "text=a&target_lang=DE&formality=rude", "formality"),
+        ]
+        for hdrs, body, field in cases:
+            st, _, data = GW.request("POST", "/v2/translate", body, hdrs, client="terminal-a")
+            doc = self.assertError(st, data, 400, "malformed_request")
+            if field:
+                self.assertIn(field, doc["message"])
+        self.assertEqual(self.stub_since(mark), [])
+
+    def test_unknown_path_and_method(self):
+        st, h, body = GW.request("GET", "/admin", client="terminal-a")
+        self.assertError(st, body, 404, "not_found")
+        self.assertIn("x-request-id", h)
+        st, _, body = GW.request("GET", "/v2/translate", client="terminal-a")
+        self.assertError(st, body, 405, "method_not_allowed")
+        st, _, body = GW.request("DELETE", "/v2/usage", client="terminal-a")
+        self.assertError(st, body, 405, "method_not_allowed")
+
+    def test_malformed_http_gets_an_error_and_the_gateway_keeps_serving(self):
+        ctx = GW.ssl_context()
+        for junk in (b"GARBAGE\r\n\r\n", b"POST /v2/translate HTTP/9.9\r\n\r\n",
+                     b"\x00\x01\x02\xff\r\n\r\n"):
+            with socket.create_connection(("127.0.0.1", GW.port)) as raw:
+                with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                    s.sendall(junk)
+                    s.settimeout(5)
+                    try:
+                        data = s.recv(4096)
+                    except OSError:
+                        data = b""
+            self.assertTrue(data == b"" or data.startswith(b"HTTP/1.1 4") or
+                            data.startswith(b"HTTP/1.0 4"), data[:60])
+        st, _, _ = GW.request("POST", "/v2/translate", form(text="ok", target_lang="DE"),
+                              FORM, client="terminal-a")
+        self.assertEqual(st, 200)
+
+    def test_no_version_banner(self):
+        st, hdrs, _ = GW.request("GET", "/v2/usage", client="terminal-a")
+        self.assertEqual(st, 200)
+        self.assertNotIn("server", hdrs)
+        self.assertNotIn("x-powered-by", hdrs)
+
+
+class DisconnectTest(Base):
+    def test_terminal_leaving_mid_request_cancels_the_vendor_call(self):
+        ctx = GW.ssl_context()
+        body = form(text="@@delay=4000@@ leaving", target_lang="DE").encode()
+        raw = socket.create_connection(("127.0.0.1", GW.port))
+        s = ctx.wrap_socket(raw, server_hostname="localhost")
+        s.sendall(("POST /v2/translate HTTP/1.1\r\nHost: x\r\n"
+                   "Authorization: DeepL-Auth-Key %s\r\n"
+                   "Content-Type: application/x-www-form-urlencoded\r\n"
+                   "Content-Length: %d\r\n\r\n" % (GW.keys["terminal-a"], len(body))).encode()
+                  + body)
+        time.sleep(0.5)
+        s.close()
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            if "terminal disconnected; vendor request cancelled" in GW.diagnostics():
+                break
+            time.sleep(0.05)
+        self.assertIn("terminal disconnected; vendor request cancelled", GW.diagnostics())
+        st, _, _ = GW.request("POST", "/v2/translate", form(text="still here", target_lang="DE"),
+                              FORM, client="terminal-a")
+        self.assertEqual(st, 200)
+
+
+def s_client(port, *args):
+    p = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port,
+                        "-servername", "localhost", "-brief", *args],
+                       input=b"", capture_output=True, timeout=20)
+    return p.returncode, (p.stdout + p.stderr).decode("utf-8", "replace")
+
+
+class TlsTest(Base):
+    def test_tls13_aes_gcm_is_accepted(self):
+        rc, out = s_client(GW.port, "-tls1_3", "-ciphersuites", "TLS_AES_256_GCM_SHA384")
+        self.assertEqual(rc, 0, out)
+        self.assertIn("TLS_AES_256_GCM_SHA384", out)
+
+    def test_tls12_ecdhe_aes_gcm_is_accepted(self):
+        rc, out = s_client(GW.port, "-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256")
+        self.assertEqual(rc, 0, out)
+        self.assertIn("ECDHE-ECDSA-AES128-GCM-SHA256", out)
+
+    def test_old_protocols_are_refused(self):
+        for flag in ("-tls1", "-tls1_1"):
+            rc, out = s_client(GW.port, flag, "-cipher", "ALL:@SECLEVEL=0")
+            self.assertNotEqual(rc, 0, flag + ": " + out)
+
+    def test_non_cryptrec_suites_are_refused(self):
+        cases = [("-tls1_3", "-ciphersuites", "TLS_CHACHA20_POLY1305_SHA256"),
+                 ("-tls1_2", "-cipher", "ECDHE-ECDSA-CHACHA20-POLY1305"),
+                 ("-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA"),
+                 ("-tls1_2", "-cipher", "AES128-GCM-SHA256")]
+        for args in cases:
+            rc, out = s_client(GW.port, *args)
+            self.assertNotEqual(rc, 0, " ".join(args) + ": " + out)
+
+    def test_non_listed_group_is_refused(self):
+        rc, out = s_client(GW.port, "-tls1_3", "-groups", "X25519")
+        self.assertNotEqual(rc, 0, out)
+
+
+class CheckCommandTest(unittest.TestCase):
+    def test_check_prints_effective_tls_settings(self):
+        p = subprocess.run([harness.TRANSGATE, "check", "-c", GW.config_path],
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("suites: TLS_AES_128_GCM_SHA256 TLS_AES_256_GCM_SHA384 TLS_AES_128_CCM_SHA256", p.stdout)
+        self.assertIn("groups: secp256r1 secp384r1 secp521r1", p.stdout)
+        self.assertIn("configuration OK", p.stdout)
+        self.assertNotIn(VENDOR_KEY, p.stdout + p.stderr)
+
+    def test_check_refuses_a_world_readable_key(self):
+        bad = os.path.join(W.path, "bad.key")
+        with open(CERTS.server_key, "rb") as src, open(bad, "wb") as dst:
+            dst.write(src.read())
+        os.chmod(bad, 0o644)
+        cfg = json.loads(json.dumps(GW.config))
+        cfg["listeners"][0]["private_key"] = bad
+        path = os.path.join(W.path, "bad-key.json")
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        p = subprocess.run([harness.TRANSGATE, "check", "-c", path], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(bad, p.stderr)
+        self.assertIn("group or others", p.stderr)
+
+
+class ZzDiagnosticsTest(unittest.TestCase):
+    """Runs last in this module: nothing sent by the tests above may appear
+    in the gateway's diagnostics."""
+
+    def test_diagnostics_hold_no_request_text_or_keys(self):
+        diag = GW.diagnostics()
+        for needle in ("hello world", "second text", "Good morning", "a greeting",
+                       "secret-cookie", "yamada", "still here", "leaving", VENDOR_KEY,
+                       GW.keys["terminal-a"], GW.keys["terminal-off"]):
+            self.assertNotIn(needle, diag)
+
+
+class DrainTest(unittest.TestCase):
+    def test_sigterm_lets_in_flight_requests_finish_then_exits_0(self):
+        w = harness.Workdir()
+        try:
+            gw = harness.Gateway(w.path, CERTS, upstreams=[
+                {"name": "stub", "adapter": "deepl", "url": "https://localhost:%d" % STUB.port,
+                 "api_key_file": os.path.join(W.path, "vendor.apikey"), "ca_file": CERTS.ca}],
+                clients=[{"name": "t", "upstream": "stub"}], workers=1).start()
+            result = {}
+
+            def slow():
+                result["r"] = gw.request("POST", "/v2/translate",
+                                         form(text="@@delay=1500@@ drain", target_lang="DE"),
+                                         FORM, client="t")
+            th = threading.Thread(target=slow)
+            th.start()
+            time.sleep(0.5)
+            gw.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.3)
+            with self.assertRaises(OSError):
+                socket.create_connection(("127.0.0.1", gw.port), timeout=1).close()
+            th.join(10)
+            st, _, body = result["r"]
+            self.assertEqual(st, 200, body)
+            self.assertEqual(json.loads(body)["translations"][0]["text"],
+                             "[DE] @@DELAY=1500@@ DRAIN")
+            self.assertEqual(gw.proc.wait(10), 0)
+            gw.stop()
+        finally:
+            w.cleanup()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
