@@ -1,0 +1,1169 @@
+/*
+ * pol_load: read, check, merge and compile rule packs into an engine.
+ *
+ * Every problem is reported (one line each, "FILE:LINE:COL: $.path:
+ * message") before the load fails, so an operator fixes a pack in one pass.
+ * Patterns are compiled once here, with PCRE2 JIT where available; the
+ * engine is immutable afterwards.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "pol_internal.h"
+
+#define POL_MAX_PACK_BYTES  ((size_t)4 * 1024 * 1024)
+#define POL_MAX_PATTERN     ((size_t)64 * 1024)
+#define POL_MAX_ENTRIES     4096
+#define POL_MAX_MACROS      256
+#define POL_MACRO_DEPTH     8
+#define POL_MAX_WINDOW      400
+
+/* Where an entry came from, for messages. */
+typedef struct pol_src {
+    size_t pack;
+    const char *section;     /* "detectors", "markings", "allow" */
+    size_t index;
+} pol_src;
+
+typedef struct pol_det_spec {
+    char *id, *type, *pattern;
+    pol_validator validator;
+    pol_words ctx, not_ctx;
+    unsigned window;
+    int required;
+    pol_action action;
+    int priority;
+    pol_src src;
+} pol_det_spec;
+
+typedef struct pol_mark_spec {
+    char *id, *pattern;
+    int level;
+    pol_src src;
+} pol_mark_spec;
+
+typedef struct pol_allow_spec {
+    char *id, *pattern;
+    char **types;
+    size_t ntypes;
+    pol_src src;
+} pol_allow_spec;
+
+typedef struct pol_macro {
+    char *name, *value;
+    size_t pack;
+} pol_macro;
+
+typedef struct pol_loader {
+    FILE *errs;
+    int nerr;
+    const char *const *names;
+    const char *const *data;
+    const size_t *lens;
+    pol_det_spec *det;
+    size_t ndet;
+    pol_mark_spec *mark;
+    size_t nmark;
+    pol_allow_spec *allow;
+    size_t nallow;
+    pol_macro *mac;
+    size_t nmac;
+} pol_loader;
+
+/* Report a problem at path (components key or index) in pack. */
+static void pol_report(pol_loader *ld, size_t pack, const pol_jpath *path,
+                       size_t depth, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static void pol_report(pol_loader *ld, size_t pack, const pol_jpath *path,
+                       size_t depth, const char *fmt, ...)
+{
+    int line = 1, col = 1;
+    size_t d;
+    va_list ap;
+
+    ld->nerr++;
+    if (ld->errs == NULL)
+        return;
+    if (ld->data[pack] != NULL)
+        (void)pol_json_locate(ld->data[pack], ld->lens[pack], path, depth, &line, &col);
+    fprintf(ld->errs, "%s:%d:%d: $", ld->names[pack], line, col);
+    for (d = 0; d < depth; d++) {
+        if (path[d].key != NULL)
+            fprintf(ld->errs, ".%s", path[d].key);
+        else
+            fprintf(ld->errs, "[%zu]", path[d].index);
+    }
+    fputs(": ", ld->errs);
+    va_start(ap, fmt);
+    vfprintf(ld->errs, fmt, ap);
+    va_end(ap);
+    fputc('\n', ld->errs);
+}
+
+/* Report at $.section[index] or $.section[index].key. */
+static void pol_report_entry(pol_loader *ld, const pol_src *src, const char *key,
+                             const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void pol_report_entry(pol_loader *ld, const pol_src *src, const char *key,
+                             const char *fmt, ...)
+{
+    pol_jpath p[3];
+    char msg[512];
+    va_list ap;
+
+    p[0].key = src->section;
+    p[0].index = 0;
+    p[1].key = NULL;
+    p[1].index = src->index;
+    p[2].key = key;
+    p[2].index = 0;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    pol_report(ld, src->pack, p, key != NULL ? 3 : 2, "%s", msg);
+}
+
+static char *pol_strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = malloc(n);
+
+    if (p != NULL)
+        memcpy(p, s, n);
+    return p;
+}
+
+static void pol_words_free(pol_words *w)
+{
+    size_t i;
+
+    for (i = 0; i < w->n; i++)
+        free(w->w[i]);
+    free(w->w);
+    free(w->len);
+    w->w = NULL;
+    w->len = NULL;
+    w->n = 0;
+}
+
+static void pol_det_spec_free(pol_det_spec *d)
+{
+    free(d->id);
+    free(d->type);
+    free(d->pattern);
+    pol_words_free(&d->ctx);
+    pol_words_free(&d->not_ctx);
+    memset(d, 0, sizeof *d);
+}
+
+static void pol_mark_spec_free(pol_mark_spec *m)
+{
+    free(m->id);
+    free(m->pattern);
+    memset(m, 0, sizeof *m);
+}
+
+static void pol_allow_spec_free(pol_allow_spec *a)
+{
+    size_t i;
+
+    free(a->id);
+    free(a->pattern);
+    for (i = 0; i < a->ntypes; i++)
+        free(a->types[i]);
+    free(a->types);
+    memset(a, 0, sizeof *a);
+}
+
+static void pol_loader_free(pol_loader *ld)
+{
+    size_t i;
+
+    for (i = 0; i < ld->ndet; i++)
+        pol_det_spec_free(&ld->det[i]);
+    free(ld->det);
+    for (i = 0; i < ld->nmark; i++)
+        pol_mark_spec_free(&ld->mark[i]);
+    free(ld->mark);
+    for (i = 0; i < ld->nallow; i++)
+        pol_allow_spec_free(&ld->allow[i]);
+    free(ld->allow);
+    for (i = 0; i < ld->nmac; i++) {
+        free(ld->mac[i].name);
+        free(ld->mac[i].value);
+    }
+    free(ld->mac);
+}
+
+static int pol_id_ok(const char *s)
+{
+    size_t i, n = strlen(s);
+
+    if (n == 0 || n > 64)
+        return 0;
+    for (i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || (i > 0 && (c == '-' || c == '_' || c == '.'))))
+            return 0;
+    }
+    return 1;
+}
+
+static int pol_type_ok(const char *s)
+{
+    size_t i, n = strlen(s);
+
+    if (n == 0 || n > 32 || !(s[0] >= 'a' && s[0] <= 'z'))
+        return 0;
+    for (i = 1; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+            return 0;
+    }
+    return 1;
+}
+
+static int pol_macro_name_ok(const char *s)
+{
+    size_t i, n = strlen(s);
+
+    if (n == 0 || n > 32)
+        return 0;
+    for (i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
+            return 0;
+    }
+    return 1;
+}
+
+/* Check that every key of obj is in allowed (NULL-terminated). */
+static void pol_check_keys(pol_loader *ld, const pol_src *src, json_t *obj,
+                           const char *const *allowed)
+{
+    const char *key;
+    json_t *v;
+    size_t i;
+
+    json_object_foreach(obj, key, v) {
+        int ok = 0;
+        for (i = 0; allowed[i] != NULL; i++)
+            if (strcmp(key, allowed[i]) == 0)
+                ok = 1;
+        if (!ok)
+            pol_report_entry(ld, src, key, "unknown key");
+    }
+}
+
+/* A string member.  Returns a new copy, or NULL (reported when required
+ * or of the wrong type). */
+static char *pol_get_str(pol_loader *ld, const pol_src *src, json_t *obj,
+                         const char *key, int required)
+{
+    json_t *v = json_object_get(obj, key);
+    char *s;
+
+    if (v == NULL) {
+        if (required)
+            pol_report_entry(ld, src, NULL, "missing required key \"%s\"", key);
+        return NULL;
+    }
+    if (!json_is_string(v)) {
+        pol_report_entry(ld, src, key, "must be a string");
+        return NULL;
+    }
+    if (strlen(json_string_value(v)) != json_string_length(v)) {
+        pol_report_entry(ld, src, key, "must not contain NUL");
+        return NULL;
+    }
+    s = pol_strdup(json_string_value(v));
+    if (s == NULL)
+        pol_report_entry(ld, src, key, "out of memory");
+    return s;
+}
+
+/* Optional integer member in [lo, hi]; returns def when absent. */
+static long pol_get_int(pol_loader *ld, const pol_src *src, json_t *obj,
+                        const char *key, long lo, long hi, long def)
+{
+    json_t *v = json_object_get(obj, key);
+    json_int_t x;
+
+    if (v == NULL)
+        return def;
+    if (!json_is_integer(v)) {
+        pol_report_entry(ld, src, key, "must be an integer");
+        return def;
+    }
+    x = json_integer_value(v);
+    if (x < lo || x > hi) {
+        pol_report_entry(ld, src, key, "must be between %ld and %ld", lo, hi);
+        return def;
+    }
+    return (long)x;
+}
+
+static int pol_get_bool(pol_loader *ld, const pol_src *src, json_t *obj,
+                        const char *key, int def)
+{
+    json_t *v = json_object_get(obj, key);
+
+    if (v == NULL)
+        return def;
+    if (!json_is_boolean(v)) {
+        pol_report_entry(ld, src, key, "must be true or false");
+        return def;
+    }
+    return json_is_true(v);
+}
+
+/* Array of non-empty strings at obj[key] into w. */
+static void pol_get_words(pol_loader *ld, const pol_src *src, json_t *ctx,
+                          const char *key, pol_words *w)
+{
+    json_t *arr = json_object_get(ctx, key), *v;
+    size_t i, n;
+    pol_jpath p[5];
+
+    if (arr == NULL)
+        return;
+    p[0].key = src->section;
+    p[1].key = NULL;
+    p[1].index = src->index;
+    p[2].key = "context";
+    p[3].key = key;
+    p[4].key = NULL;
+    if (!json_is_array(arr) || json_array_size(arr) > POL_MAX_CONTEXT_WORDS) {
+        pol_report(ld, src->pack, p, 4, "must be an array of at most %d strings",
+                   POL_MAX_CONTEXT_WORDS);
+        return;
+    }
+    n = json_array_size(arr);
+    w->w = calloc(n ? n : 1, sizeof *w->w);
+    w->len = calloc(n ? n : 1, sizeof *w->len);
+    if (w->w == NULL || w->len == NULL) {
+        pol_report(ld, src->pack, p, 4, "out of memory");
+        return;
+    }
+    json_array_foreach(arr, i, v) {
+        p[4].index = i;
+        if (!json_is_string(v) || json_string_length(v) == 0 ||
+            json_string_length(v) > 64 ||
+            strlen(json_string_value(v)) != json_string_length(v)) {
+            pol_report(ld, src->pack, p, 5, "must be a non-empty string of at most 64 bytes");
+            continue;
+        }
+        w->w[w->n] = pol_strdup(json_string_value(v));
+        if (w->w[w->n] == NULL) {
+            pol_report(ld, src->pack, p, 5, "out of memory");
+            continue;
+        }
+        w->len[w->n] = json_string_length(v);
+        w->n++;
+    }
+}
+
+static const struct {
+    const char *name;
+    pol_validator v;
+} pol_validators[] = {
+    {"none", POL_V_NONE},       {"mynumber", POL_V_MYNUMBER},
+    {"corporate_number", POL_V_CORPORATE}, {"luhn", POL_V_LUHN},
+    {"jp_phone", POL_V_JP_PHONE}, {"ipv4", POL_V_IPV4},
+    {"ipv6", POL_V_IPV6},       {"date", POL_V_DATE},
+};
+
+static void pol_parse_detector(pol_loader *ld, const pol_src *src, json_t *o,
+                               pol_det_spec *d, int *enabled)
+{
+    static const char *const keys[] = {"id", "type", "pattern", "validator",
+        "context", "action", "priority", "enabled", "description", NULL};
+    static const char *const ckeys[] = {"words", "window", "required",
+        "exclude", NULL};
+    char *s;
+    json_t *ctx;
+    size_t i;
+
+    memset(d, 0, sizeof *d);
+    d->src = *src;
+    pol_check_keys(ld, src, o, keys);
+    d->id = pol_get_str(ld, src, o, "id", 1);
+    if (d->id != NULL && !pol_id_ok(d->id))
+        pol_report_entry(ld, src, "id", "must be 1-64 of [A-Za-z0-9._-], starting alphanumeric");
+    *enabled = pol_get_bool(ld, src, o, "enabled", 1);
+    if (!*enabled)
+        return;
+    d->type = pol_get_str(ld, src, o, "type", 1);
+    if (d->type != NULL && !pol_type_ok(d->type))
+        pol_report_entry(ld, src, "type", "must be 1-32 of [a-z0-9_], starting with a letter");
+    d->pattern = pol_get_str(ld, src, o, "pattern", 1);
+    s = pol_get_str(ld, src, o, "validator", 0);
+    if (s != NULL) {
+        int found = 0;
+        for (i = 0; i < sizeof pol_validators / sizeof pol_validators[0]; i++)
+            if (strcmp(s, pol_validators[i].name) == 0) {
+                d->validator = pol_validators[i].v;
+                found = 1;
+            }
+        if (!found)
+            pol_report_entry(ld, src, "validator",
+                             "unknown validator (none, mynumber, corporate_number, luhn, jp_phone, ipv4, ipv6, date)");
+        free(s);
+    }
+    s = pol_get_str(ld, src, o, "action", 0);
+    d->action = POL_ACT_MASK;
+    if (s != NULL) {
+        if (strcmp(s, "refuse") == 0)
+            d->action = POL_ACT_REFUSE;
+        else if (strcmp(s, "mask") != 0)
+            pol_report_entry(ld, src, "action", "must be \"mask\" or \"refuse\"");
+        free(s);
+    }
+    d->priority = (int)pol_get_int(ld, src, o, "priority", -1000, 1000, 0);
+    ctx = json_object_get(o, "context");
+    if (ctx != NULL) {
+        pol_src csrc = *src;
+        if (!json_is_object(ctx)) {
+            pol_report_entry(ld, src, "context", "must be an object");
+            return;
+        }
+        {
+            const char *key;
+            json_t *v;
+            json_object_foreach(ctx, key, v) {
+                int ok = 0;
+                for (i = 0; ckeys[i] != NULL; i++)
+                    if (strcmp(key, ckeys[i]) == 0)
+                        ok = 1;
+                if (!ok) {
+                    pol_jpath p[4] = {{src->section, 0}, {NULL, src->index},
+                                      {"context", 0}, {key, 0}};
+                    pol_report(ld, src->pack, p, 4, "unknown key");
+                }
+            }
+        }
+        pol_get_words(ld, &csrc, ctx, "words", &d->ctx);
+        pol_get_words(ld, &csrc, ctx, "exclude", &d->not_ctx);
+        {
+            json_t *w = json_object_get(ctx, "window");
+            pol_jpath p[4] = {{src->section, 0}, {NULL, src->index},
+                              {"context", 0}, {"window", 0}};
+            d->window = 20;
+            if (w != NULL) {
+                if (!json_is_integer(w) || json_integer_value(w) < 1 ||
+                    json_integer_value(w) > POL_MAX_WINDOW)
+                    pol_report(ld, src->pack, p, 4, "must be an integer between 1 and %d",
+                               POL_MAX_WINDOW);
+                else
+                    d->window = (unsigned)json_integer_value(w);
+            }
+        }
+        {
+            json_t *r = json_object_get(ctx, "required");
+            pol_jpath p[4] = {{src->section, 0}, {NULL, src->index},
+                              {"context", 0}, {"required", 0}};
+            if (r != NULL && !json_is_boolean(r))
+                pol_report(ld, src->pack, p, 4, "must be true or false");
+            d->required = r != NULL && json_is_true(r);
+            if (d->required && d->ctx.n == 0)
+                pol_report(ld, src->pack, p, 4, "required context needs \"words\"");
+        }
+    }
+}
+
+static void pol_parse_marking(pol_loader *ld, const pol_src *src, json_t *o,
+                              pol_mark_spec *m, int *enabled)
+{
+    static const char *const keys[] = {"id", "level", "pattern", "enabled",
+        "description", NULL};
+
+    memset(m, 0, sizeof *m);
+    m->src = *src;
+    pol_check_keys(ld, src, o, keys);
+    m->id = pol_get_str(ld, src, o, "id", 1);
+    if (m->id != NULL && !pol_id_ok(m->id))
+        pol_report_entry(ld, src, "id", "must be 1-64 of [A-Za-z0-9._-], starting alphanumeric");
+    *enabled = pol_get_bool(ld, src, o, "enabled", 1);
+    if (!*enabled)
+        return;
+    if (json_object_get(o, "level") == NULL)
+        pol_report_entry(ld, src, NULL, "missing required key \"level\"");
+    m->level = (int)pol_get_int(ld, src, o, "level", POL_LEVEL_MIN, POL_LEVEL_MAX, 0);
+    m->pattern = pol_get_str(ld, src, o, "pattern", 1);
+}
+
+static void pol_parse_allow(pol_loader *ld, const pol_src *src, json_t *o,
+                            pol_allow_spec *a, int *enabled)
+{
+    static const char *const keys[] = {"id", "pattern", "types", "enabled",
+        "description", NULL};
+    json_t *t, *v;
+    size_t i;
+
+    memset(a, 0, sizeof *a);
+    a->src = *src;
+    pol_check_keys(ld, src, o, keys);
+    a->id = pol_get_str(ld, src, o, "id", 1);
+    if (a->id != NULL && !pol_id_ok(a->id))
+        pol_report_entry(ld, src, "id", "must be 1-64 of [A-Za-z0-9._-], starting alphanumeric");
+    *enabled = pol_get_bool(ld, src, o, "enabled", 1);
+    if (!*enabled)
+        return;
+    a->pattern = pol_get_str(ld, src, o, "pattern", 1);
+    t = json_object_get(o, "types");
+    if (t == NULL)
+        return;
+    if (!json_is_array(t) || json_array_size(t) > POL_MAX_TYPES) {
+        pol_report_entry(ld, src, "types", "must be an array of entity type names");
+        return;
+    }
+    a->types = calloc(json_array_size(t) + 1, sizeof *a->types);
+    if (a->types == NULL) {
+        pol_report_entry(ld, src, "types", "out of memory");
+        return;
+    }
+    json_array_foreach(t, i, v) {
+        pol_jpath p[4] = {{src->section, 0}, {NULL, src->index}, {"types", 0}, {NULL, i}};
+        if (!json_is_string(v) || !pol_type_ok(json_string_value(v))) {
+            pol_report(ld, src->pack, p, 4, "must be an entity type name");
+            continue;
+        }
+        a->types[a->ntypes] = pol_strdup(json_string_value(v));
+        if (a->types[a->ntypes] != NULL)
+            a->ntypes++;
+    }
+}
+
+/* Generic merge: find index of an entry with this id, or -1. */
+#define POL_FIND(arr, n, idv, out) do {                          \
+        size_t i_;                                               \
+        (out) = -1;                                              \
+        for (i_ = 0; i_ < (n); i_++)                             \
+            if ((arr)[i_].id != NULL && strcmp((arr)[i_].id, (idv)) == 0) \
+                (out) = (long)i_;                                \
+    } while (0)
+
+static void pol_load_pack(pol_loader *ld, size_t pk)
+{
+    static const char *const top[] = {"format", "name", "description",
+        "macros", "detectors", "markings", "allow", NULL};
+    json_error_t jerr;
+    json_t *root, *arr, *v;
+    const char *key;
+    size_t i;
+    pol_jpath p[2];
+
+    memset(p, 0, sizeof p);
+
+    root = json_loadb(ld->data[pk], ld->lens[pk], JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL) {
+        ld->nerr++;
+        if (ld->errs != NULL)
+            fprintf(ld->errs, "%s:%d:%d: $: JSON syntax error: %s\n", ld->names[pk],
+                    jerr.line, jerr.column, jerr.text);
+        return;
+    }
+    if (!json_is_object(root)) {
+        pol_report(ld, pk, p, 0, "a rule pack must be a JSON object");
+        goto done;
+    }
+    json_object_foreach(root, key, v) {
+        int ok = 0;
+        for (i = 0; top[i] != NULL; i++)
+            if (strcmp(key, top[i]) == 0)
+                ok = 1;
+        p[0].key = key;
+        if (!ok)
+            pol_report(ld, pk, p, 1, "unknown key");
+    }
+    v = json_object_get(root, "format");
+    p[0].key = "format";
+    if (v == NULL)
+        pol_report(ld, pk, p, 0, "missing required key \"format\" (1)");
+    else if (!json_is_integer(v) || json_integer_value(v) != 1)
+        pol_report(ld, pk, p, 1, "unsupported format (this engine reads format 1)");
+    v = json_object_get(root, "name");
+    p[0].key = "name";
+    if (v != NULL && !json_is_string(v))
+        pol_report(ld, pk, p, 1, "must be a string");
+    v = json_object_get(root, "description");
+    p[0].key = "description";
+    if (v != NULL && !json_is_string(v))
+        pol_report(ld, pk, p, 1, "must be a string");
+
+    arr = json_object_get(root, "macros");
+    if (arr != NULL) {
+        p[0].key = "macros";
+        if (!json_is_object(arr)) {
+            pol_report(ld, pk, p, 1, "must be an object of NAME: pattern text");
+        } else {
+            json_object_foreach(arr, key, v) {
+                long at = -1;
+                p[1].key = key;
+                if (!pol_macro_name_ok(key)) {
+                    pol_report(ld, pk, p, 2, "macro names are 1-32 of [A-Z0-9_]");
+                    continue;
+                }
+                if (!json_is_string(v) || json_string_length(v) > POL_MAX_PATTERN) {
+                    pol_report(ld, pk, p, 2, "must be a string of pattern text");
+                    continue;
+                }
+                for (i = 0; i < ld->nmac; i++)
+                    if (strcmp(ld->mac[i].name, key) == 0)
+                        at = (long)i;
+                if (at < 0) {
+                    pol_macro *nm;
+                    if (ld->nmac >= POL_MAX_MACROS) {
+                        pol_report(ld, pk, p, 2, "too many macros (max %d)", POL_MAX_MACROS);
+                        continue;
+                    }
+                    nm = realloc(ld->mac, (ld->nmac + 1) * sizeof *nm);
+                    if (nm == NULL) {
+                        pol_report(ld, pk, p, 2, "out of memory");
+                        continue;
+                    }
+                    ld->mac = nm;
+                    at = (long)ld->nmac++;
+                    ld->mac[at].name = pol_strdup(key);
+                    ld->mac[at].value = NULL;
+                }
+                free(ld->mac[at].value);
+                ld->mac[at].value = pol_strdup(json_string_value(v));
+                ld->mac[at].pack = pk;
+                if (ld->mac[at].name == NULL || ld->mac[at].value == NULL)
+                    pol_report(ld, pk, p, 2, "out of memory");
+            }
+        }
+    }
+
+#define POL_SECTION(NAME, SPEC_T, ARR, N, PARSE, FREE)                        \
+    arr = json_object_get(root, NAME);                                         \
+    if (arr != NULL) {                                                         \
+        p[0].key = NAME;                                                       \
+        if (!json_is_array(arr) || json_array_size(arr) > POL_MAX_ENTRIES) {   \
+            pol_report(ld, pk, p, 1, "must be an array of at most %d objects", \
+                       POL_MAX_ENTRIES);                                       \
+        } else {                                                               \
+            json_array_foreach(arr, i, v) {                                    \
+                pol_src src = {pk, NAME, i};                                   \
+                SPEC_T spec;                                                   \
+                int en = 1;                                                    \
+                long at;                                                       \
+                if (!json_is_object(v)) {                                      \
+                    pol_report_entry(ld, &src, NULL, "must be an object");     \
+                    continue;                                                  \
+                }                                                              \
+                PARSE(ld, &src, v, &spec, &en);                                \
+                if (spec.id == NULL) {                                         \
+                    FREE(&spec);                                               \
+                    continue;                                                  \
+                }                                                              \
+                POL_FIND(ld->ARR, ld->N, spec.id, at);                         \
+                if (at >= 0 && !en) {                                          \
+                    FREE(&ld->ARR[at]);                                        \
+                    FREE(&spec);                                               \
+                } else if (at >= 0) {                                          \
+                    FREE(&ld->ARR[at]);                                        \
+                    ld->ARR[at] = spec;                                        \
+                } else if (en) {                                               \
+                    SPEC_T *na = realloc(ld->ARR, (ld->N + 1) * sizeof *na);   \
+                    if (na == NULL) {                                          \
+                        pol_report_entry(ld, &src, NULL, "out of memory");     \
+                        FREE(&spec);                                           \
+                        continue;                                              \
+                    }                                                          \
+                    ld->ARR = na;                                              \
+                    ld->ARR[ld->N++] = spec;                                   \
+                } else {                                                       \
+                    FREE(&spec);                                               \
+                }                                                              \
+            }                                                                  \
+        }                                                                      \
+    }
+
+    POL_SECTION("detectors", pol_det_spec, det, ndet, pol_parse_detector, pol_det_spec_free)
+    POL_SECTION("markings", pol_mark_spec, mark, nmark, pol_parse_marking, pol_mark_spec_free)
+    POL_SECTION("allow", pol_allow_spec, allow, nallow, pol_parse_allow, pol_allow_spec_free)
+#undef POL_SECTION
+done:
+    json_decref(root);
+}
+
+/* Expand {{NAME}} macros into a new string; NULL with *why set on error. */
+static char *pol_expand(const pol_loader *ld, const char *pat, int depth,
+                        const char **why, const char **which)
+{
+    size_t cap = strlen(pat) + 1, n = 0;
+    char *out = malloc(cap);
+    const char *s = pat;
+
+    if (out == NULL) {
+        *why = "out of memory";
+        return NULL;
+    }
+    while (*s != '\0') {
+        const char *end;
+        if (s[0] == '{' && s[1] == '{' && (end = strstr(s + 2, "}}")) != NULL &&
+            (size_t)(end - s - 2) <= 32) {
+            size_t nl = (size_t)(end - s - 2), i;
+            const char *val = NULL;
+            char *sub;
+            for (i = 0; i < ld->nmac; i++)
+                if (strlen(ld->mac[i].name) == nl && memcmp(ld->mac[i].name, s + 2, nl) == 0)
+                    val = ld->mac[i].value;
+            if (val == NULL) {
+                *why = "unknown macro";
+                *which = s;
+                free(out);
+                return NULL;
+            }
+            if (depth >= POL_MACRO_DEPTH) {
+                *why = "macros nested too deeply (or recursive)";
+                free(out);
+                return NULL;
+            }
+            sub = pol_expand(ld, val, depth + 1, why, which);
+            if (sub == NULL) {
+                free(out);
+                return NULL;
+            }
+            {
+                size_t sl = strlen(sub);
+                if (n + sl + 1 > POL_MAX_PATTERN) {
+                    *why = "pattern too long after macro expansion";
+                    free(sub);
+                    free(out);
+                    return NULL;
+                }
+                if (n + sl + 1 > cap) {
+                    char *no;
+                    cap = (n + sl + 1) * 2;
+                    no = realloc(out, cap);
+                    if (no == NULL) {
+                        *why = "out of memory";
+                        free(sub);
+                        free(out);
+                        return NULL;
+                    }
+                    out = no;
+                }
+                memcpy(out + n, sub, sl);
+                n += sl;
+            }
+            free(sub);
+            s = end + 2;
+            continue;
+        }
+        if (n + 2 > cap) {
+            char *no;
+            cap = cap * 2 + 2;
+            no = realloc(out, cap);
+            if (no == NULL) {
+                *why = "out of memory";
+                free(out);
+                return NULL;
+            }
+            out = no;
+        }
+        out[n++] = *s++;
+    }
+    out[n] = '\0';
+    return out;
+}
+
+/* Compile an entry's pattern; reports and returns NULL on error. */
+static pcre2_code *pol_compile(pol_loader *ld, const pol_src *src,
+                               const char *pattern, uint32_t extra)
+{
+    const char *why = NULL, *which = NULL;
+    char *full = pol_expand(ld, pattern, 0, &why, &which);
+    pcre2_code *re;
+    int ec;
+    PCRE2_SIZE off;
+    size_t minlen = 0;
+
+    if (full == NULL) {
+        if (which != NULL) {
+            const char *e = strstr(which, "}}");
+            int l = e != NULL ? (int)(e - which) + 2 : 4;
+            pol_report_entry(ld, src, "pattern", "%s %.*s", why, l > 40 ? 40 : l, which);
+        } else {
+            pol_report_entry(ld, src, "pattern", "%s", why);
+        }
+        return NULL;
+    }
+    re = pcre2_compile((PCRE2_SPTR)full, PCRE2_ZERO_TERMINATED,
+                       PCRE2_UTF | PCRE2_NEVER_BACKSLASH_C | extra, &ec, &off, NULL);
+    if (re == NULL) {
+        PCRE2_UCHAR buf[256];
+        if (pcre2_get_error_message(ec, buf, sizeof buf) < 0)
+            snprintf((char *)buf, sizeof buf, "error %d", ec);
+        pol_report_entry(ld, src, "pattern", "PCRE2 error %d at offset %zu%s: %s", ec,
+                         (size_t)off, strcmp(full, pattern) != 0 ? " (after macro expansion)" : "",
+                         (const char *)buf);
+        free(full);
+        return NULL;
+    }
+    free(full);
+    if (pcre2_pattern_info(re, PCRE2_INFO_MINLENGTH, &minlen) == 0 && minlen == 0) {
+        pol_report_entry(ld, src, "pattern", "pattern can match the empty string");
+        pcre2_code_free(re);
+        return NULL;
+    }
+    /* JIT is an optimisation: when it is unavailable the interpreter runs
+     * the same pattern under the same limits. */
+    (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+    return re;
+}
+
+static void pol_engine_free_parts(pol_engine *e)
+{
+    size_t i;
+
+    for (i = 0; i < e->ndet; i++) {
+        free(e->det[i].id);
+        pcre2_code_free(e->det[i].re);
+        pol_words_free(&e->det[i].ctx);
+        pol_words_free(&e->det[i].not_ctx);
+    }
+    free(e->det);
+    for (i = 0; i < e->nmark; i++) {
+        free(e->mark[i].id);
+        pcre2_code_free(e->mark[i].re);
+    }
+    free(e->mark);
+    for (i = 0; i < e->nallow; i++) {
+        free(e->allow[i].id);
+        pcre2_code_free(e->allow[i].re);
+    }
+    free(e->allow);
+    for (i = 0; i < e->ntypes; i++)
+        free(e->types[i]);
+    pcre2_code_free(e->lit_token);
+    pcre2_code_free(e->lit_xml);
+}
+
+void pol_engine_free(pol_engine *e)
+{
+    if (e == NULL)
+        return;
+    pol_engine_free_parts(e);
+    free(e);
+}
+
+static long pol_type_index(pol_engine *e, const char *t, int add)
+{
+    size_t i;
+
+    for (i = 0; i < e->ntypes; i++)
+        if (strcmp(e->types[i], t) == 0)
+            return (long)i;
+    if (!add || e->ntypes >= POL_MAX_TYPES - 1)
+        return -1;
+    e->types[e->ntypes] = pol_strdup(t);
+    if (e->types[e->ntypes] == NULL)
+        return -1;
+    return (long)e->ntypes++;
+}
+
+static void pol_track_ovec(pol_engine *e, const pcre2_code *re)
+{
+    uint32_t cc = 0;
+
+    if (re != NULL && pcre2_pattern_info(re, PCRE2_INFO_CAPTURECOUNT, &cc) == 0 &&
+        cc + 1 > e->max_ovec)
+        e->max_ovec = cc + 1;
+}
+
+static int pol_build(pol_loader *ld, pol_engine *e)
+{
+    size_t i, j;
+    int ec;
+    PCRE2_SIZE off;
+
+    e->det = calloc(ld->ndet ? ld->ndet : 1, sizeof *e->det);
+    e->mark = calloc(ld->nmark ? ld->nmark : 1, sizeof *e->mark);
+    e->allow = calloc(ld->nallow ? ld->nallow : 1, sizeof *e->allow);
+    if (e->det == NULL || e->mark == NULL || e->allow == NULL)
+        return -1;
+    e->max_ovec = 1;
+    for (i = 0; i < ld->ndet; i++) {
+        pol_det_spec *s = &ld->det[i];
+        pol_detector *d = &e->det[e->ndet];
+        long t;
+        if (s->id == NULL || s->type == NULL || s->pattern == NULL)
+            continue;   /* already reported */
+        t = pol_type_index(e, s->type, 1);
+        if (t < 0) {
+            pol_report_entry(ld, &s->src, "type", "too many entity types (max %d)",
+                             POL_MAX_TYPES - 1);
+            continue;
+        }
+        d->re = pol_compile(ld, &s->src, s->pattern, 0);
+        if (d->re == NULL)
+            continue;
+        d->id = s->id;
+        s->id = NULL;
+        d->type = (size_t)t;
+        d->validator = s->validator;
+        d->ctx = s->ctx;
+        d->not_ctx = s->not_ctx;
+        memset(&s->ctx, 0, sizeof s->ctx);
+        memset(&s->not_ctx, 0, sizeof s->not_ctx);
+        d->window = s->window;
+        d->ctx_required = s->required;
+        d->action = s->action;
+        d->priority = s->priority;
+        pol_track_ovec(e, d->re);
+        e->ndet++;
+    }
+    for (i = 0; i < ld->nmark; i++) {
+        pol_mark_spec *s = &ld->mark[i];
+        pol_marking *m = &e->mark[e->nmark];
+        if (s->id == NULL || s->pattern == NULL || s->level == 0)
+            continue;
+        m->re = pol_compile(ld, &s->src, s->pattern, 0);
+        if (m->re == NULL)
+            continue;
+        m->id = s->id;
+        s->id = NULL;
+        m->level = s->level;
+        pol_track_ovec(e, m->re);
+        e->nmark++;
+    }
+    for (i = 0; i < ld->nallow; i++) {
+        pol_allow_spec *s = &ld->allow[i];
+        pol_allow *a = &e->allow[e->nallow];
+        int bad = 0;
+        if (s->id == NULL || s->pattern == NULL)
+            continue;
+        a->types = s->ntypes == 0 ? ~(uint64_t)0 : 0;
+        for (j = 0; j < s->ntypes; j++) {
+            long t = pol_type_index(e, s->types[j], 0);
+            if (t < 0) {
+                pol_jpath p[4] = {{s->src.section, 0}, {NULL, s->src.index},
+                                  {"types", 0}, {NULL, j}};
+                pol_report(ld, s->src.pack, p, 4, "no detector has this entity type");
+                bad = 1;
+                continue;
+            }
+            a->types |= (uint64_t)1 << t;
+        }
+        a->re = pol_compile(ld, &s->src, s->pattern, PCRE2_ANCHORED | PCRE2_ENDANCHORED);
+        if (a->re == NULL || bad) {
+            pcre2_code_free(a->re);
+            a->re = NULL;
+            continue;
+        }
+        a->id = s->id;
+        s->id = NULL;
+        pol_track_ovec(e, a->re);
+        e->nallow++;
+    }
+    /* Literal placeholder syntax in the input is masked like a value, so a
+     * terminal cannot forge a placeholder and have another value restored
+     * into its text. */
+    {
+        long t = pol_type_index(e, "placeholder_literal", 1);
+        if (t < 0)
+            return -1;
+        e->placeholder_type = (size_t)t;
+    }
+    e->lit_token = pcre2_compile((PCRE2_SPTR) "[\\x{27E6}\\x{27E7}]", PCRE2_ZERO_TERMINATED,
+                                 PCRE2_UTF, &ec, &off, NULL);
+    e->lit_xml = pcre2_compile((PCRE2_SPTR) "<\\s*/?\\s*" POL_XML_TAG, PCRE2_ZERO_TERMINATED,
+                               PCRE2_UTF | PCRE2_CASELESS, &ec, &off, NULL);
+    if (e->lit_token == NULL || e->lit_xml == NULL)
+        return -1;
+    (void)pcre2_jit_compile(e->lit_token, PCRE2_JIT_COMPLETE);
+    (void)pcre2_jit_compile(e->lit_xml, PCRE2_JIT_COMPLETE);
+    return 0;
+}
+
+pol_engine *pol_engine_load_mem(const char *const *names,
+                                const char *const *data, const size_t *lens,
+                                size_t n, FILE *errs)
+{
+    pol_loader ld;
+    pol_engine *e = NULL;
+    pol_sha256 sha;
+    unsigned char dg[32];
+    size_t i;
+
+    memset(&ld, 0, sizeof ld);
+    ld.errs = errs;
+    ld.names = names;
+    ld.data = data;
+    ld.lens = lens;
+    if (names == NULL || data == NULL || lens == NULL || n == 0) {
+        if (errs != NULL)
+            fprintf(errs, "policy: no rule pack given\n");
+        return NULL;
+    }
+    pol_sha256_init(&sha);
+    for (i = 0; i < n; i++) {
+        unsigned char be[8];
+        size_t k;
+        for (k = 0; k < 8; k++)
+            be[k] = (unsigned char)((uint64_t)lens[i] >> (56 - 8 * k));
+        pol_sha256_update(&sha, be, sizeof be);
+        pol_sha256_update(&sha, data[i], lens[i]);
+        if (lens[i] > POL_MAX_PACK_BYTES) {
+            ld.nerr++;
+            if (errs != NULL)
+                fprintf(errs, "%s:1:1: $: rule pack larger than %zu bytes\n", names[i],
+                        POL_MAX_PACK_BYTES);
+            continue;
+        }
+        pol_load_pack(&ld, i);
+    }
+    pol_sha256_final(&sha, dg);
+    if (ld.nerr > 0)
+        goto fail;
+    e = calloc(1, sizeof *e);
+    if (e == NULL)
+        goto fail;
+    for (i = 0; i < 32; i++) {
+        static const char hx[] = "0123456789abcdef";
+        e->digest[2 * i] = hx[dg[i] >> 4];
+        e->digest[2 * i + 1] = hx[dg[i] & 15];
+    }
+    e->digest[64] = '\0';
+    if (pol_build(&ld, e) != 0) {
+        if (errs != NULL)
+            fprintf(errs, "policy: out of memory while compiling rule packs\n");
+        goto fail;
+    }
+    if (ld.nerr > 0)
+        goto fail;
+    pol_loader_free(&ld);
+    return e;
+fail:
+    pol_engine_free(e);
+    pol_loader_free(&ld);
+    return NULL;
+}
+
+/* Read a whole file, capped.  Returns 0 or -1 (reported). */
+static int pol_read_file(const char *path, char **out, size_t *len, FILE *errs)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+
+    if (f == NULL) {
+        if (errs != NULL)
+            fprintf(errs, "%s:0:0: $: cannot open rule pack: %s\n", path, strerror(errno));
+        return -1;
+    }
+    for (;;) {
+        size_t got;
+        if (n == cap) {
+            char *nb;
+            if (cap > POL_MAX_PACK_BYTES) {
+                if (errs != NULL)
+                    fprintf(errs, "%s:1:1: $: rule pack larger than %zu bytes\n", path,
+                            POL_MAX_PACK_BYTES);
+                goto fail;
+            }
+            cap = cap ? cap * 2 : 65536;
+            nb = realloc(buf, cap + 1);
+            if (nb == NULL)
+                goto fail;
+            buf = nb;
+        }
+        got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0) {
+            if (ferror(f)) {
+                if (errs != NULL)
+                    fprintf(errs, "%s:0:0: $: read error\n", path);
+                goto fail;
+            }
+            break;
+        }
+    }
+    fclose(f);
+    if (buf == NULL) {
+        buf = malloc(1);
+        if (buf == NULL)
+            return -1;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return 0;
+fail:
+    fclose(f);
+    free(buf);
+    return -1;
+}
+
+pol_engine *pol_engine_load(const char *const *files, size_t n, FILE *errs)
+{
+    char **data = NULL;
+    size_t *lens = NULL, i;
+    pol_engine *e = NULL;
+    int bad = 0;
+
+    if (files == NULL || n == 0) {
+        if (errs != NULL)
+            fprintf(errs, "policy: no rule pack given\n");
+        return NULL;
+    }
+    data = calloc(n, sizeof *data);
+    lens = calloc(n, sizeof *lens);
+    if (data == NULL || lens == NULL)
+        goto fail;
+    for (i = 0; i < n; i++)
+        if (pol_read_file(files[i], &data[i], &lens[i], errs) != 0)
+            bad = 1;
+    if (!bad)
+        e = pol_engine_load_mem(files, (const char *const *)data, lens, n, errs);
+fail:
+    if (data != NULL)
+        for (i = 0; i < n; i++)
+            free(data[i]);
+    free(data);
+    free(lens);
+    return e;
+}
+
+const char *pol_engine_digest(const pol_engine *e)
+{
+    return e->digest;
+}
+
+size_t pol_engine_ntypes(const pol_engine *e)
+{
+    return e->ntypes;
+}
+
+const char *pol_engine_type_name(const pol_engine *e, size_t i)
+{
+    return i < e->ntypes ? e->types[i] : NULL;
+}
+
+size_t pol_engine_ndetectors(const pol_engine *e)
+{
+    return e->ndet;
+}
+
+size_t pol_engine_nmarkings(const pol_engine *e)
+{
+    return e->nmark;
+}
+
+size_t pol_engine_nallow(const pol_engine *e)
+{
+    return e->nallow;
+}

@@ -1,0 +1,1130 @@
+/*
+ * pol_session: per-request scanning, masking, restoration and decision.
+ *
+ * A session owns its PCRE2 match data, match context (with limits) and JIT
+ * stack, so sessions on one shared engine run in parallel without locks.
+ * Masked values live only in the session and are wiped when it is freed.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "pol_internal.h"
+
+#define POL_MATCH_LIMIT   10000000u
+#define POL_DEPTH_LIMIT   10000u
+#define POL_HEAP_LIMIT_KB 20000u
+#define POL_JIT_STACK_MAX (1024u * 1024u)
+#define POL_MAX_RECORDED  200000u     /* detections kept for reporting */
+#define POL_MAX_FIELDS    100000u
+
+typedef struct pol_value {
+    char *v;
+    size_t len;
+    size_t type;
+} pol_value;
+
+typedef struct pol_field_ph {
+    uint32_t id;
+    uint32_t count;
+} pol_field_ph;
+
+typedef struct pol_field {
+    pol_field_ph *ph;
+    size_t n, cap;
+} pol_field;
+
+typedef struct pol_cand {
+    size_t start, end;
+    long det;          /* detector index, -1 for a literal placeholder */
+    int accepted;
+} pol_cand;
+
+/* Growable byte buffer with a hard cap; wiped when released. */
+typedef struct pol_buf {
+    char *d;
+    size_t len, alloc, cap;
+} pol_buf;
+
+struct pol_session {
+    const pol_engine *e;
+    pol_ph_style style;
+    pcre2_match_data *md;
+    pcre2_match_context *mc;
+    pcre2_jit_stack *js;
+    pol_value *vals;
+    size_t nvals, capvals;
+    uint32_t *htab;            /* value index + 1; 0 = empty */
+    size_t hcap;
+    pol_field *fields;
+    size_t nfields, capfields;
+    size_t restore_next;
+    unsigned counts[POL_MAX_TYPES];
+    unsigned total;
+    int level;
+    const char *level_rule;
+    const char *refuse_rule;
+    pol_detection *dets;
+    size_t ndets, capdets;
+    pol_marking_hit *marks;
+    size_t nmarks, capmarks;
+    pol_cand *cands;
+    size_t ncand, capcand;
+    unsigned char *claimed;
+    size_t claimed_cap;
+};
+
+static void pol_wipe(void *p, size_t n)
+{
+    if (p != NULL && n > 0)
+        explicit_bzero(p, n);
+}
+
+static void pol_buf_init(pol_buf *b, size_t cap)
+{
+    b->d = NULL;
+    b->len = 0;
+    b->alloc = 0;
+    b->cap = cap;
+}
+
+static void pol_buf_free(pol_buf *b)
+{
+    if (b->d != NULL) {
+        pol_wipe(b->d, b->alloc);
+        free(b->d);
+    }
+    b->d = NULL;
+    b->len = b->alloc = 0;
+}
+
+/* Append; on failure the buffer is wiped and freed.  0 or POL_ERR_*. */
+static pol_err pol_buf_add(pol_buf *b, const void *p, size_t n)
+{
+    if (n > b->cap || b->len > b->cap - n) {
+        pol_buf_free(b);
+        return POL_ERR_TOO_LARGE;
+    }
+    if (b->len + n + 1 > b->alloc) {
+        size_t na = b->alloc ? b->alloc : 256;
+        char *nd;
+        while (na < b->len + n + 1)
+            na *= 2;
+        /* Grow by copy so the old bytes can be wiped (realloc may move them
+         * and leave a copy behind). */
+        nd = malloc(na);
+        if (nd == NULL) {
+            pol_buf_free(b);
+            return POL_ERR_NOMEM;
+        }
+        if (b->d != NULL) {
+            memcpy(nd, b->d, b->len);
+            pol_wipe(b->d, b->alloc);
+            free(b->d);
+        }
+        b->d = nd;
+        b->alloc = na;
+    }
+    if (n > 0)
+        memcpy(b->d + b->len, p, n);
+    b->len += n;
+    b->d[b->len] = '\0';
+    return POL_OK;
+}
+
+static pol_err pol_buf_adds(pol_buf *b, const char *s)
+{
+    return pol_buf_add(b, s, strlen(s));
+}
+
+/* Grow an array of elements of size sz to hold need; 0 or -1. */
+static int pol_grow(void **arr, size_t *cap, size_t need, size_t sz)
+{
+    size_t nc;
+    void *na;
+
+    if (need <= *cap)
+        return 0;
+    nc = *cap ? *cap : 16;
+    while (nc < need)
+        nc *= 2;
+    na = realloc(*arr, nc * sz);
+    if (na == NULL)
+        return -1;
+    *arr = na;
+    *cap = nc;
+    return 0;
+}
+
+const char *pol_strerror(pol_err e)
+{
+    switch (e) {
+    case POL_OK:
+        return "success";
+    case POL_ERR_NOMEM:
+        return "out of memory";
+    case POL_ERR_ARG:
+        return "invalid argument";
+    case POL_ERR_UTF8:
+        return "text is not valid UTF-8";
+    case POL_ERR_TOO_LARGE:
+        return "text too large or too many masked values";
+    case POL_ERR_MATCH_LIMIT:
+        return "a rule exceeded its matching limit";
+    case POL_ERR_MATCH:
+        return "pattern matching failed";
+    case POL_ERR_PH_LOST:
+        return "a placeholder was lost in translation";
+    case POL_ERR_PH_DUPLICATED:
+        return "a placeholder was duplicated in translation";
+    case POL_ERR_PH_UNKNOWN:
+        return "an unknown placeholder appeared in translation";
+    case POL_ERR_NO_FIELD:
+        return "no such field in this session";
+    }
+    return "unknown error";
+}
+
+pol_session *pol_session_new(const pol_engine *e, pol_ph_style style)
+{
+    pol_session *s;
+
+    if (e == NULL || (style != POL_PH_XML && style != POL_PH_TOKEN &&
+                      style != POL_PH_XML_MARKUP))
+        return NULL;
+    s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return NULL;
+    s->e = e;
+    s->style = style;
+    s->md = pcre2_match_data_create(e->max_ovec, NULL);
+    s->mc = pcre2_match_context_create(NULL);
+    s->js = pcre2_jit_stack_create(32 * 1024, POL_JIT_STACK_MAX, NULL);
+    if (s->md == NULL || s->mc == NULL || s->js == NULL)
+        goto fail;
+    pcre2_set_match_limit(s->mc, POL_MATCH_LIMIT);
+    pcre2_set_depth_limit(s->mc, POL_DEPTH_LIMIT);
+    pcre2_set_heap_limit(s->mc, POL_HEAP_LIMIT_KB);
+    pcre2_jit_stack_assign(s->mc, NULL, s->js);
+    return s;
+fail:
+    pol_session_free(s);
+    return NULL;
+}
+
+void pol_session_free(pol_session *s)
+{
+    size_t i;
+
+    if (s == NULL)
+        return;
+    for (i = 0; i < s->nvals; i++) {
+        pol_wipe(s->vals[i].v, s->vals[i].len);
+        free(s->vals[i].v);
+    }
+    free(s->vals);
+    free(s->htab);
+    for (i = 0; i < s->nfields; i++)
+        free(s->fields[i].ph);
+    free(s->fields);
+    free(s->dets);
+    free(s->marks);
+    free(s->cands);
+    free(s->claimed);
+    pcre2_match_data_free(s->md);
+    pcre2_match_context_free(s->mc);
+    pcre2_jit_stack_free(s->js);
+    pol_wipe(s, sizeof *s);
+    free(s);
+}
+
+static uint32_t pol_hash(const char *p, size_t n)
+{
+    uint32_t h = 2166136261u;
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        h ^= (unsigned char)p[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+static int pol_rehash(pol_session *s, size_t ncap)
+{
+    uint32_t *nt = calloc(ncap, sizeof *nt);
+    size_t i;
+
+    if (nt == NULL)
+        return -1;
+    for (i = 0; i < s->nvals; i++) {
+        size_t h = pol_hash(s->vals[i].v, s->vals[i].len) & (ncap - 1);
+        while (nt[h] != 0)
+            h = (h + 1) & (ncap - 1);
+        nt[h] = (uint32_t)(i + 1);
+    }
+    free(s->htab);
+    s->htab = nt;
+    s->hcap = ncap;
+    return 0;
+}
+
+/* Placeholder number for a value, adding it if new.  0 on error (*err). */
+static uint32_t pol_value_id(pol_session *s, const char *v, size_t n, size_t type,
+                             pol_err *err)
+{
+    size_t h;
+    char *copy;
+
+    if (s->hcap == 0 || (s->nvals + 1) * 2 > s->hcap) {
+        if (pol_rehash(s, s->hcap ? s->hcap * 2 : 64) != 0) {
+            *err = POL_ERR_NOMEM;
+            return 0;
+        }
+    }
+    h = pol_hash(v, n) & (s->hcap - 1);
+    while (s->htab[h] != 0) {
+        pol_value *pv = &s->vals[s->htab[h] - 1];
+        if (pv->len == n && memcmp(pv->v, v, n) == 0)
+            return s->htab[h];
+        h = (h + 1) & (s->hcap - 1);
+    }
+    if (s->nvals >= POL_MAX_PLACEHOLDERS) {
+        *err = POL_ERR_TOO_LARGE;
+        return 0;
+    }
+    if (pol_grow((void **)&s->vals, &s->capvals, s->nvals + 1, sizeof *s->vals) != 0 ||
+        (copy = malloc(n + 1)) == NULL) {
+        *err = POL_ERR_NOMEM;
+        return 0;
+    }
+    memcpy(copy, v, n);
+    copy[n] = '\0';
+    s->vals[s->nvals].v = copy;
+    s->vals[s->nvals].len = n;
+    s->vals[s->nvals].type = type;
+    s->nvals++;
+    s->htab[h] = (uint32_t)s->nvals;
+    return (uint32_t)s->nvals;
+}
+
+static int pol_field_add(pol_field *f, uint32_t id)
+{
+    size_t i;
+
+    for (i = 0; i < f->n; i++)
+        if (f->ph[i].id == id) {
+            f->ph[i].count++;
+            return 0;
+        }
+    if (pol_grow((void **)&f->ph, &f->cap, f->n + 1, sizeof *f->ph) != 0)
+        return -1;
+    f->ph[f->n].id = id;
+    f->ph[f->n].count = 1;
+    f->n++;
+    return 0;
+}
+
+static pol_err pol_rc_err(int rc)
+{
+    switch (rc) {
+    case PCRE2_ERROR_MATCHLIMIT:
+    case PCRE2_ERROR_DEPTHLIMIT:
+    case PCRE2_ERROR_HEAPLIMIT:
+    case PCRE2_ERROR_JIT_STACKLIMIT:
+        return POL_ERR_MATCH_LIMIT;
+    case PCRE2_ERROR_NOMEMORY:
+        return POL_ERR_NOMEM;
+    default:
+        return POL_ERR_MATCH;
+    }
+}
+
+/* Move back / forward n code points from byte offset i. */
+static size_t pol_back_cp(const char *t, size_t i, unsigned n)
+{
+    while (n > 0 && i > 0) {
+        i--;
+        while (i > 0 && ((unsigned char)t[i] & 0xc0) == 0x80)
+            i--;
+        n--;
+    }
+    return i;
+}
+
+static size_t pol_fwd_cp(const char *t, size_t len, size_t i, unsigned n)
+{
+    while (n > 0 && i < len) {
+        i++;
+        while (i < len && ((unsigned char)t[i] & 0xc0) == 0x80)
+            i++;
+        n--;
+    }
+    return i;
+}
+
+static int pol_any_word(const pol_words *w, const char *t, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < w->n; i++)
+        if (memmem(t, len, w->w[i], w->len[i]) != NULL)
+            return 1;
+    return 0;
+}
+
+/* Apply context words and allow rules to a candidate.  1 keep, 0 drop,
+ * <0 a PCRE2 error. */
+static int pol_keep(pol_session *s, const pol_detector *d, const char *t, size_t len,
+                    size_t st, size_t en)
+{
+    const pol_engine *e = s->e;
+    size_t i;
+
+    if (!pol_validate(d->validator, t + st, en - st))
+        return 0;
+    if (d->ctx.n > 0 || d->not_ctx.n > 0) {
+        size_t ws = pol_back_cp(t, st, d->window);
+        size_t we = pol_fwd_cp(t, len, en, d->window);
+        if (d->ctx_required && !pol_any_word(&d->ctx, t + ws, we - ws))
+            return 0;
+        if (pol_any_word(&d->not_ctx, t + ws, we - ws))
+            return 0;
+    }
+    for (i = 0; i < e->nallow; i++) {
+        const pol_allow *a = &e->allow[i];
+        int rc;
+        if (!(a->types & ((uint64_t)1 << d->type)))
+            continue;
+        rc = pcre2_match(a->re, (PCRE2_SPTR)(t + st), en - st, 0, PCRE2_NO_UTF_CHECK,
+                         s->md, s->mc);
+        if (rc >= 0)
+            return 0;
+        if (rc != PCRE2_ERROR_NOMATCH)
+            return rc;
+    }
+    return 1;
+}
+
+static pol_err pol_add_cand(pol_session *s, size_t st, size_t en, long det)
+{
+    if (pol_grow((void **)&s->cands, &s->capcand, s->ncand + 1, sizeof *s->cands) != 0)
+        return POL_ERR_NOMEM;
+    s->cands[s->ncand].start = st;
+    s->cands[s->ncand].end = en;
+    s->cands[s->ncand].det = det;
+    s->cands[s->ncand].accepted = 0;
+    s->ncand++;
+    return POL_OK;
+}
+
+/* Run one pattern over the text, calling back per match through the
+ * detector index (or marking index when mark != 0). */
+static pol_err pol_run(pol_session *s, const pcre2_code *re, const char *t, size_t len,
+                       long det, int mark, size_t field)
+{
+    size_t off = 0;
+
+    while (off < len) {
+        int rc = pcre2_match(re, (PCRE2_SPTR)t, len, off, PCRE2_NO_UTF_CHECK, s->md, s->mc);
+        PCRE2_SIZE *ov;
+        size_t st, en;
+        if (rc == PCRE2_ERROR_NOMATCH)
+            break;
+        if (rc < 0)
+            return pol_rc_err(rc);
+        ov = pcre2_get_ovector_pointer(s->md);
+        st = ov[0];
+        en = ov[1];
+        if (en <= off || en <= st) {
+            /* empty (e.g. \K at the end): step one code point */
+            off = pol_fwd_cp(t, len, en > off ? en : off, 1);
+            continue;
+        }
+        off = en;
+        if (mark) {
+            const pol_marking *m = &s->e->mark[det];
+            if (pol_grow((void **)&s->marks, &s->capmarks, s->nmarks + 1,
+                         sizeof *s->marks) != 0)
+                return POL_ERR_NOMEM;
+            s->marks[s->nmarks].field = field;
+            s->marks[s->nmarks].start = st;
+            s->marks[s->nmarks].end = en;
+            s->marks[s->nmarks].level = m->level;
+            s->marks[s->nmarks].rule_id = m->id;
+            s->nmarks++;
+            if (m->level > s->level) {
+                s->level = m->level;
+                s->level_rule = m->id;
+            }
+        } else if (det < 0) {
+            pol_err pe = pol_add_cand(s, st, en, -1);
+            if (pe != POL_OK)
+                return pe;
+        } else {
+            int k = pol_keep(s, &s->e->det[det], t, len, st, en);
+            if (k < 0)
+                return pol_rc_err(k);
+            if (k > 0) {
+                pol_err pe = pol_add_cand(s, st, en, det);
+                if (pe != POL_OK)
+                    return pe;
+            }
+        }
+    }
+    return POL_OK;
+}
+
+/* Precedence for overlap resolution: literal placeholders first, then
+ * refuse over mask, longer span, higher priority, earlier start, earlier
+ * detector.  A total order, so the outcome does not depend on qsort. */
+
+static int pol_cand_rank_cmp(const pol_cand *a, const pol_cand *b, const pol_engine *e)
+{
+    int ra, rb, pa, pb;
+    size_t la = a->end - a->start, lb = b->end - b->start;
+
+    if ((a->det < 0) != (b->det < 0))
+        return a->det < 0 ? -1 : 1;
+    ra = a->det >= 0 && e->det[a->det].action == POL_ACT_REFUSE;
+    rb = b->det >= 0 && e->det[b->det].action == POL_ACT_REFUSE;
+    if (ra != rb)
+        return ra ? -1 : 1;
+    if (la != lb)
+        return la > lb ? -1 : 1;
+    pa = a->det >= 0 ? e->det[a->det].priority : 0;
+    pb = b->det >= 0 ? e->det[b->det].priority : 0;
+    if (pa != pb)
+        return pa > pb ? -1 : 1;
+    if (a->start != b->start)
+        return a->start < b->start ? -1 : 1;
+    if (a->det != b->det)
+        return a->det < b->det ? -1 : 1;
+    return 0;
+}
+
+/* qsort has no context argument in C11: sort indexes by insertion into a
+ * heap-free merge sort instead. */
+static void pol_sort_cands(pol_cand *c, pol_cand *tmp, size_t n, const pol_engine *e,
+                           int by_start)
+{
+    size_t w, i;
+
+    for (w = 1; w < n; w *= 2) {
+        for (i = 0; i < n; i += 2 * w) {
+            size_t lo = i, mid = i + w < n ? i + w : n, hi = i + 2 * w < n ? i + 2 * w : n;
+            size_t a = lo, b = mid, k = lo;
+            while (a < mid && b < hi) {
+                int c1 = by_start ? (c[a].start <= c[b].start ? -1 : 1)
+                                  : pol_cand_rank_cmp(&c[a], &c[b], e);
+                tmp[k++] = c1 <= 0 ? c[a++] : c[b++];
+            }
+            while (a < mid)
+                tmp[k++] = c[a++];
+            while (b < hi)
+                tmp[k++] = c[b++];
+        }
+        memcpy(c, tmp, n * sizeof *c);
+    }
+}
+
+static pol_err pol_resolve(pol_session *s, size_t len)
+{
+    pol_cand *tmp;
+    size_t i, j, k = 0;
+
+    if (s->ncand == 0)
+        return POL_OK;
+    tmp = malloc(s->ncand * sizeof *tmp);
+    if (tmp == NULL)
+        return POL_ERR_NOMEM;
+    if (s->claimed_cap < len) {
+        unsigned char *nc = malloc(len);
+        if (nc == NULL) {
+            free(tmp);
+            return POL_ERR_NOMEM;
+        }
+        free(s->claimed);
+        s->claimed = nc;
+        s->claimed_cap = len;
+    }
+    memset(s->claimed, 0, len);
+    pol_sort_cands(s->cands, tmp, s->ncand, s->e, 0);
+    /* Each detector's own matches do not overlap, so the total length
+     * checked here is at most (detectors + 1) x len: linear. */
+    for (i = 0; i < s->ncand; i++) {
+        pol_cand *c = &s->cands[i];
+        int free_span = 1;
+        for (j = c->start; j < c->end; j++)
+            if (s->claimed[j]) {
+                free_span = 0;
+                break;
+            }
+        if (!free_span)
+            continue;
+        memset(s->claimed + c->start, 1, c->end - c->start);
+        s->cands[k] = *c;
+        s->cands[k].accepted = 1;
+        k++;
+    }
+    s->ncand = k;
+    pol_sort_cands(s->cands, tmp, s->ncand, s->e, 1);
+    free(tmp);
+    return POL_OK;
+}
+
+static pol_err pol_add_escaped(pol_buf *b, const char *t, size_t n, int escape)
+{
+    size_t i, from = 0;
+    pol_err pe;
+
+    if (!escape)
+        return pol_buf_add(b, t, n);
+    for (i = 0; i < n; i++) {
+        const char *rep = NULL;
+        if (t[i] == '&')
+            rep = "&amp;";
+        else if (t[i] == '<')
+            rep = "&lt;";
+        else if (t[i] == '>')
+            rep = "&gt;";
+        if (rep == NULL)
+            continue;
+        if ((pe = pol_buf_add(b, t + from, i - from)) != POL_OK)
+            return pe;
+        if ((pe = pol_buf_adds(b, rep)) != POL_OK)
+            return pe;
+        from = i + 1;
+    }
+    return pol_buf_add(b, t + from, n - from);
+}
+
+static pol_err pol_add_placeholder(pol_buf *b, pol_ph_style style, uint32_t id)
+{
+    char tmp[48];
+    int n;
+
+    if (style == POL_PH_TOKEN)
+        n = snprintf(tmp, sizeof tmp, "\xe2\x9f\xa6%u\xe2\x9f\xa7", (unsigned)id);
+    else
+        n = snprintf(tmp, sizeof tmp, "<" POL_XML_TAG " id=\"%u\"/>", (unsigned)id);
+    if (n < 0 || (size_t)n >= sizeof tmp)
+        return POL_ERR_ARG;
+    return pol_buf_add(b, tmp, (size_t)n);
+}
+
+pol_err pol_session_process(pol_session *s, const char *text, size_t len,
+                            char **masked, size_t *masked_len)
+{
+    const pol_engine *e;
+    pol_buf out;
+    pol_field *f;
+    size_t i, pos = 0, field;
+    pol_err pe = POL_OK;
+
+    if (masked != NULL)
+        *masked = NULL;
+    if (masked_len != NULL)
+        *masked_len = 0;
+    if (s == NULL || masked == NULL || (text == NULL && len > 0))
+        return POL_ERR_ARG;
+    if (text == NULL)
+        text = "";
+    e = s->e;
+    if (len > POL_MAX_FIELD || s->nfields >= POL_MAX_FIELDS)
+        return POL_ERR_TOO_LARGE;
+    if (!pol_utf8_valid(text, len))
+        return POL_ERR_UTF8;
+    if (pol_grow((void **)&s->fields, &s->capfields, s->nfields + 1, sizeof *s->fields) != 0)
+        return POL_ERR_NOMEM;
+    field = s->nfields;
+    f = &s->fields[field];
+    memset(f, 0, sizeof *f);
+    s->nfields++;
+    pol_buf_init(&out, len * 6 + 64);
+
+    for (i = 0; i < e->nmark; i++)
+        if ((pe = pol_run(s, e->mark[i].re, text, len, (long)i, 1, field)) != POL_OK)
+            goto fail;
+    s->ncand = 0;
+    if (s->style == POL_PH_TOKEN)
+        pe = pol_run(s, e->lit_token, text, len, -1, 0, field);
+    else if (s->style == POL_PH_XML_MARKUP)
+        pe = pol_run(s, e->lit_xml, text, len, -1, 0, field);
+    if (pe != POL_OK)
+        goto fail;
+    for (i = 0; i < e->ndet; i++) {
+        const pol_detector *d = &e->det[i];
+        /* A detector that needs context cannot match when no context word
+         * occurs anywhere: skip the scan. */
+        if (d->ctx_required && !pol_any_word(&d->ctx, text, len))
+            continue;
+        if ((pe = pol_run(s, d->re, text, len, (long)i, 0, field)) != POL_OK)
+            goto fail;
+    }
+    if ((pe = pol_resolve(s, len)) != POL_OK)
+        goto fail;
+
+    for (i = 0; i < s->ncand; i++) {
+        const pol_cand *c = &s->cands[i];
+        size_t type = c->det >= 0 ? e->det[c->det].type : e->placeholder_type;
+        uint32_t id;
+        if ((pe = pol_add_escaped(&out, text + pos, c->start - pos,
+                                  s->style == POL_PH_XML)) != POL_OK)
+            goto fail;
+        id = pol_value_id(s, text + c->start, c->end - c->start, type, &pe);
+        if (id == 0)
+            goto fail;
+        if ((pe = pol_add_placeholder(&out, s->style, id)) != POL_OK)
+            goto fail;
+        if (pol_field_add(f, id) != 0) {
+            pe = POL_ERR_NOMEM;
+            goto fail;
+        }
+        if (s->counts[type] < UINT32_MAX)
+            s->counts[type]++;
+        s->total++;
+        if (c->det >= 0 && e->det[c->det].action == POL_ACT_REFUSE && s->refuse_rule == NULL)
+            s->refuse_rule = e->det[c->det].id;
+        if (s->ndets < POL_MAX_RECORDED) {
+            pol_detection *d;
+            if (pol_grow((void **)&s->dets, &s->capdets, s->ndets + 1, sizeof *s->dets) != 0) {
+                pe = POL_ERR_NOMEM;
+                goto fail;
+            }
+            d = &s->dets[s->ndets++];
+            d->field = field;
+            d->start = c->start;
+            d->end = c->end;
+            d->type_index = type;
+            d->type = e->types[type];
+            d->rule_id = c->det >= 0 ? e->det[c->det].id : "placeholder-literal";
+            d->action = c->det >= 0 ? e->det[c->det].action : POL_ACT_MASK;
+            d->placeholder = id;
+        }
+        pos = c->end;
+    }
+    if ((pe = pol_add_escaped(&out, text + pos, len - pos, s->style == POL_PH_XML)) != POL_OK)
+        goto fail;
+    if (out.d == NULL && (pe = pol_buf_add(&out, "", 0)) != POL_OK)
+        goto fail;
+    *masked = out.d;
+    if (masked_len != NULL)
+        *masked_len = out.len;
+    s->ncand = 0;
+    return POL_OK;
+fail:
+    pol_buf_free(&out);
+    s->ncand = 0;
+    return pe;
+}
+
+/* ------------------------------------------------------------------ */
+/* Restoration                                                         */
+/* ------------------------------------------------------------------ */
+
+/* Whitespace a translation engine may add or change inside a placeholder:
+ * ASCII blanks, NBSP, ideographic space.  Returns its length or 0. */
+static size_t pol_ws_at(const char *t, size_t len, size_t i)
+{
+    unsigned char c = (unsigned char)t[i];
+
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r')
+        return 1;
+    if (c == 0xc2 && i + 1 < len && (unsigned char)t[i + 1] == 0xa0)
+        return 2;
+    if (c == 0xe3 && i + 2 < len && (unsigned char)t[i + 1] == 0x80 &&
+        (unsigned char)t[i + 2] == 0x80)
+        return 3;
+    return 0;
+}
+
+static size_t pol_skip_ws(const char *t, size_t len, size_t i)
+{
+    size_t w;
+
+    while (i < len && (w = pol_ws_at(t, len, i)) > 0)
+        i += w;
+    return i;
+}
+
+/* Decimal number (ASCII or full-width digits, at most 9) at t[*i]. */
+static int pol_number_at(const char *t, size_t len, size_t *i, uint32_t *val)
+{
+    size_t j = *i, nd = 0;
+    uint32_t v = 0;
+
+    for (;;) {
+        unsigned char c = (unsigned char)t[j < len ? j : 0];
+        if (j < len && c >= '0' && c <= '9') {
+            v = v * 10 + (uint32_t)(c - '0');
+            j++;
+        } else if (j + 2 < len && c == 0xef && (unsigned char)t[j + 1] == 0xbc &&
+                   (unsigned char)t[j + 2] >= 0x90 && (unsigned char)t[j + 2] <= 0x99) {
+            v = v * 10 + (uint32_t)((unsigned char)t[j + 2] - 0x90);
+            j += 3;
+        } else {
+            break;
+        }
+        if (++nd > 9)
+            return -1;
+    }
+    if (nd == 0)
+        return -1;
+    *i = j;
+    *val = v;
+    return 0;
+}
+
+static int pol_ci_word(const char *t, size_t len, size_t i, const char *w)
+{
+    size_t k, n = strlen(w);
+
+    if (i + n > len)
+        return 0;
+    for (k = 0; k < n; k++) {
+        char c = t[i + k];
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c - 'A' + 'a');
+        if (c != w[k])
+            return 0;
+    }
+    return 1;
+}
+
+/* Parse a placeholder at t[i]; on success set *end and *id and return 1. */
+static int pol_parse_ph(pol_ph_style style, const char *t, size_t len, size_t i,
+                        size_t *end, uint32_t *id)
+{
+    size_t j = i;
+
+    if (style == POL_PH_TOKEN) {
+        if (j + 3 > len || memcmp(t + j, "\xe2\x9f\xa6", 3) != 0)
+            return 0;
+        j = pol_skip_ws(t, len, j + 3);
+        if (pol_number_at(t, len, &j, id) != 0)
+            return 0;
+        j = pol_skip_ws(t, len, j);
+        if (j + 3 > len || memcmp(t + j, "\xe2\x9f\xa7", 3) != 0)
+            return 0;
+        *end = j + 3;
+        return 1;
+    }
+    /* <tgph id="N"/>, any case, any spacing, either quote, self-closing or
+     * followed by its (empty) end tag. */
+    if (j >= len || t[j] != '<')
+        return 0;
+    j = pol_skip_ws(t, len, j + 1);
+    if (!pol_ci_word(t, len, j, POL_XML_TAG))
+        return 0;
+    j += strlen(POL_XML_TAG);
+    if (j >= len || pol_ws_at(t, len, j) == 0)
+        return 0;
+    j = pol_skip_ws(t, len, j);
+    if (!pol_ci_word(t, len, j, "id"))
+        return 0;
+    j = pol_skip_ws(t, len, j + 2);
+    if (j >= len || t[j] != '=')
+        return 0;
+    j = pol_skip_ws(t, len, j + 1);
+    if (j < len && (t[j] == '"' || t[j] == '\'')) {
+        char q = t[j];
+        j = pol_skip_ws(t, len, j + 1);
+        if (pol_number_at(t, len, &j, id) != 0)
+            return 0;
+        j = pol_skip_ws(t, len, j);
+        if (j >= len || t[j] != q)
+            return 0;
+        j++;
+    } else {
+        return 0;
+    }
+    j = pol_skip_ws(t, len, j);
+    if (j < len && t[j] == '/') {
+        j = pol_skip_ws(t, len, j + 1);
+        if (j >= len || t[j] != '>')
+            return 0;
+        *end = j + 1;
+        return 1;
+    }
+    if (j >= len || t[j] != '>')
+        return 0;
+    j++;
+    {
+        /* optional </tgph> */
+        size_t k = pol_skip_ws(t, len, j);
+        if (k < len && t[k] == '<') {
+            k = pol_skip_ws(t, len, k + 1);
+            if (k < len && t[k] == '/') {
+                k = pol_skip_ws(t, len, k + 1);
+                if (pol_ci_word(t, len, k, POL_XML_TAG)) {
+                    k = pol_skip_ws(t, len, k + strlen(POL_XML_TAG));
+                    if (k < len && t[k] == '>')
+                        j = k + 1;
+                }
+            }
+        }
+    }
+    *end = j;
+    return 1;
+}
+
+/* Append t[0..n) unescaping XML entities (plain-text XML style). */
+static pol_err pol_add_unescaped(pol_buf *b, const char *t, size_t n)
+{
+    size_t i = 0, from = 0;
+    pol_err pe;
+
+    while (i < n) {
+        const char *amp = memchr(t + i, '&', n - i);
+        const char *semi;
+        size_t a, el;
+        char rep[4];
+        size_t rl = 0;
+        if (amp == NULL)
+            break;
+        a = (size_t)(amp - t);
+        semi = memchr(amp, ';', (n - a) < 12 ? n - a : 12);
+        i = a + 1;
+        if (semi == NULL)
+            continue;
+        el = (size_t)(semi - amp) + 1;
+        if (el == 5 && memcmp(amp, "&amp;", 5) == 0)
+            rep[rl++] = '&';
+        else if (el == 4 && memcmp(amp, "&lt;", 4) == 0)
+            rep[rl++] = '<';
+        else if (el == 4 && memcmp(amp, "&gt;", 4) == 0)
+            rep[rl++] = '>';
+        else if (el == 6 && memcmp(amp, "&quot;", 6) == 0)
+            rep[rl++] = '"';
+        else if (el == 6 && memcmp(amp, "&apos;", 6) == 0)
+            rep[rl++] = '\'';
+        else if (el > 3 && amp[1] == '#') {
+            uint32_t cp = 0;
+            size_t k = 2;
+            int hex = amp[2] == 'x' || amp[2] == 'X', ok = 1;
+            if (hex)
+                k = 3;
+            if (k >= el - 1)
+                ok = 0;
+            for (; ok && k < el - 1; k++) {
+                char c = amp[k];
+                int dv;
+                if (c >= '0' && c <= '9')
+                    dv = c - '0';
+                else if (hex && c >= 'a' && c <= 'f')
+                    dv = c - 'a' + 10;
+                else if (hex && c >= 'A' && c <= 'F')
+                    dv = c - 'A' + 10;
+                else {
+                    ok = 0;
+                    break;
+                }
+                cp = cp * (hex ? 16u : 10u) + (uint32_t)dv;
+                if (cp > 0x10ffff)
+                    ok = 0;
+            }
+            if (!ok || cp == 0 || (cp >= 0xd800 && cp <= 0xdfff))
+                continue;
+            if (cp < 0x80) {
+                rep[rl++] = (char)cp;
+            } else if (cp < 0x800) {
+                rep[rl++] = (char)(0xc0 | (cp >> 6));
+                rep[rl++] = (char)(0x80 | (cp & 0x3f));
+            } else if (cp < 0x10000) {
+                rep[rl++] = (char)(0xe0 | (cp >> 12));
+                rep[rl++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+                rep[rl++] = (char)(0x80 | (cp & 0x3f));
+            } else {
+                rep[rl++] = (char)(0xf0 | (cp >> 18));
+                rep[rl++] = (char)(0x80 | ((cp >> 12) & 0x3f));
+                rep[rl++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+                rep[rl++] = (char)(0x80 | (cp & 0x3f));
+            }
+        } else {
+            continue;
+        }
+        if ((pe = pol_buf_add(b, t + from, a - from)) != POL_OK)
+            return pe;
+        if ((pe = pol_buf_add(b, rep, rl)) != POL_OK)
+            return pe;
+        i = a + el;
+        from = i;
+    }
+    return pol_buf_add(b, t + from, n - from);
+}
+
+pol_err pol_session_restore_field(pol_session *s, size_t field,
+                                  const char *t, size_t len,
+                                  int best_effort, char **out, size_t *out_len)
+{
+    const pol_field *f;
+    uint32_t *seen = NULL;
+    pol_buf b;
+    size_t i = 0, from = 0, k;
+    pol_err pe = POL_OK;
+    int unknown = 0, dup = 0, lost = 0;
+    const char lead = s != NULL && s->style == POL_PH_TOKEN ? '\xe2' : '<';
+
+    if (out != NULL)
+        *out = NULL;
+    if (out_len != NULL)
+        *out_len = 0;
+    if (s == NULL || out == NULL || (t == NULL && len > 0))
+        return POL_ERR_ARG;
+    if (t == NULL)
+        t = "";
+    if (field >= s->nfields)
+        return POL_ERR_NO_FIELD;
+    if (len > POL_MAX_FIELD)
+        return POL_ERR_TOO_LARGE;
+    if (!pol_utf8_valid(t, len))
+        return POL_ERR_UTF8;
+    f = &s->fields[field];
+    seen = calloc(f->n ? f->n : 1, sizeof *seen);
+    if (seen == NULL)
+        return POL_ERR_NOMEM;
+    pol_buf_init(&b, POL_MAX_FIELD * 2);
+
+    while (i < len) {
+        const char *p = memchr(t + i, lead, len - i);
+        size_t at, end;
+        uint32_t id;
+        long slot = -1;
+        if (p == NULL)
+            break;
+        at = (size_t)(p - t);
+        if (!pol_parse_ph(s->style, t, len, at, &end, &id)) {
+            i = at + 1;
+            continue;
+        }
+        for (k = 0; k < f->n; k++)
+            if (f->ph[k].id == id)
+                slot = (long)k;
+        if (slot < 0) {
+            unknown = 1;
+            i = end;
+            continue;       /* left in place (best effort) */
+        }
+        seen[slot]++;
+        if (seen[slot] > f->ph[slot].count)
+            dup = 1;
+        if (s->style == POL_PH_XML)
+            pe = pol_add_unescaped(&b, t + from, at - from);
+        else
+            pe = pol_buf_add(&b, t + from, at - from);
+        if (pe != POL_OK)
+            goto fail;
+        if ((pe = pol_buf_add(&b, s->vals[id - 1].v, s->vals[id - 1].len)) != POL_OK)
+            goto fail;
+        i = from = end;
+    }
+    for (k = 0; k < f->n; k++)
+        if (seen[k] < f->ph[k].count)
+            lost = 1;
+    if (!best_effort && (unknown || dup || lost)) {
+        pe = unknown ? POL_ERR_PH_UNKNOWN : dup ? POL_ERR_PH_DUPLICATED : POL_ERR_PH_LOST;
+        goto fail;
+    }
+    if (s->style == POL_PH_XML)
+        pe = pol_add_unescaped(&b, t + from, len - from);
+    else
+        pe = pol_buf_add(&b, t + from, len - from);
+    if (pe != POL_OK)
+        goto fail;
+    if (b.d == NULL && (pe = pol_buf_add(&b, "", 0)) != POL_OK)
+        goto fail;
+    free(seen);
+    *out = b.d;
+    if (out_len != NULL)
+        *out_len = b.len;
+    return POL_OK;
+fail:
+    free(seen);
+    pol_buf_free(&b);
+    return pe;
+}
+
+pol_err pol_session_restore(pol_session *s, const char *translated, size_t len,
+                            int best_effort, char **out, size_t *out_len)
+{
+    pol_err pe;
+
+    if (s == NULL)
+        return POL_ERR_ARG;
+    pe = pol_session_restore_field(s, s->restore_next, translated, len, best_effort,
+                                   out, out_len);
+    if (pe == POL_OK)
+        s->restore_next++;
+    return pe;
+}
+
+/* ------------------------------------------------------------------ */
+/* Classification and decision                                         */
+/* ------------------------------------------------------------------ */
+
+int pol_session_level(const pol_session *s, const char **rule_id)
+{
+    if (rule_id != NULL)
+        *rule_id = s->level_rule;
+    return s->level;
+}
+
+const char *pol_session_refusing_rule(const pol_session *s)
+{
+    return s->refuse_rule;
+}
+
+unsigned pol_session_count(const pol_session *s, size_t type_index)
+{
+    return type_index < POL_MAX_TYPES ? s->counts[type_index] : 0;
+}
+
+unsigned pol_session_total(const pol_session *s)
+{
+    return s->total;
+}
+
+const pol_detection *pol_session_detections(const pol_session *s, size_t *n)
+{
+    *n = s->ndets;
+    return s->dets;
+}
+
+const pol_marking_hit *pol_session_markings(const pol_session *s, size_t *n)
+{
+    *n = s->nmarks;
+    return s->marks;
+}
+
+pol_err pol_decide(const pol_session *s, int client_default_level,
+                   int client_clearance, int upstream_clearance,
+                   pol_decision *out)
+{
+    int limit;
+
+    if (out == NULL)
+        return POL_ERR_ARG;
+    out->refuse = 1;
+    out->level = POL_LEVEL_MAX;
+    out->rule_id = POL_RULE_DEFAULT_LEVEL;
+    if (s == NULL || client_default_level < POL_LEVEL_MIN ||
+        client_default_level > POL_LEVEL_MAX || client_clearance < POL_LEVEL_MIN ||
+        client_clearance > POL_LEVEL_MAX || upstream_clearance < POL_LEVEL_MIN ||
+        upstream_clearance > POL_LEVEL_MAX)
+        return POL_ERR_ARG;
+    limit = client_clearance < upstream_clearance ? client_clearance : upstream_clearance;
+    if (s->level > 0) {
+        out->level = s->level;
+        out->rule_id = s->level_rule;
+    } else {
+        out->level = client_default_level;
+        out->rule_id = POL_RULE_DEFAULT_LEVEL;
+    }
+    if (s->refuse_rule != NULL) {
+        out->refuse = 1;
+        out->rule_id = s->refuse_rule;
+        return POL_OK;
+    }
+    out->refuse = out->level > limit;
+    return POL_OK;
+}
