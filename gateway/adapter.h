@@ -26,7 +26,8 @@ typedef enum adapter_err {
     ADAPTER_ERR_BAD_REPLY,          /* vendor reply does not parse / wrong shape */
     ADAPTER_ERR_COUNT_MISMATCH,     /* vendor returned a different number of texts */
     ADAPTER_ERR_VENDOR_STATUS,      /* vendor answered with an error status */
-    ADAPTER_ERR_VENDOR_QUOTA        /* vendor says quota exceeded (456) */
+    ADAPTER_ERR_VENDOR_QUOTA,       /* vendor says quota exceeded (456) */
+    ADAPTER_ERR_BAD_KEY             /* vendor key unusable in a header (added) */
 } adapter_err;
 
 /* Fixed English description.  Never NULL, never vendor-supplied text. */
@@ -80,5 +81,70 @@ adapter_err adapter_parse_languages(const tg_upstream_conf *up, int type,
 /* Map a DeepL language code ("EN", "EN-GB", "PT-BR", "ES") to an Apertium
  * ISO 639-3 code ("eng", "spa").  Returns a static string or NULL. */
 const char *adapter_apertium_lang(const char *deepl_code);
+
+/* ---- Added by the adapter owner. ---- */
+
+/* Caps on what the adapters build: an outbound body (the inbound body is at
+ * most a few hundred KiB; JSON escaping can grow it up to 6x) and a
+ * re-encoded languages list. */
+#define ADAPTER_MAX_REQUEST_BODY   (4u * 1024u * 1024u)
+#define ADAPTER_MAX_LANGUAGES_BODY (256u * 1024u)
+
+/* Free an array from adapter_build_translate: each exchange, then the array.
+ * NULL is accepted.  Cannot fail. */
+void adapter_http_array_free(adapter_http *h, size_t n);
+
+/* Wipe and free an array from adapter_parse_translate: each text, then the
+ * array.  NULL is accepted.  Cannot fail. */
+void adapter_translations_free(tg_translation *t, size_t n);
+
+/* English name of a DeepL language code in the built-in table ("EN" ->
+ * "English"; the primary subtag decides).  Returns a static string or NULL. */
+const char *adapter_lang_name(const char *deepl_code);
+
+/* Map an Apertium code ("eng", "eng_US", "en") back to a DeepL code ("EN").
+ * Returns a static string or NULL when the table has no entry. */
+const char *adapter_apertium_to_deepl(const char *apertium_code);
+
+/* -- Internal to adapter*.c (declared here because they cross files). -- */
+
+/* Start an exchange: zero it, set path = base_path + suffix.  Returns 0/-1. */
+int adapter_http_init(adapter_http *h, const tg_upstream_conf *up,
+                      const char *suffix, size_t body_cap);
+/* Append a header line "name: value".  Returns 0, -1 when full or OOM. */
+int adapter_http_add_header(adapter_http *h, const char *name,
+                            const char *value);
+/* Append "&name=value" (no '&' when b is empty), percent-encoding the value's
+ * bytes (everything but ALPHA / DIGIT / "-._~").  Returns 0/-1. */
+int adapter_form_add(tg_buf *b, const char *name, const char *value,
+                     size_t len);
+/* Copy the primary subtag of a language code, upper-cased, into out
+ * ("en-gb" -> "EN").  Returns 0, or -1 when it does not fit or is invalid. */
+int adapter_primary_lang(const char *code, char *out, size_t outsz);
+
+adapter_err adapter_deepl_build_translate(const tg_upstream_conf *up,
+                                          const char *vendor_key,
+                                          const tg_translate_req *req,
+                                          adapter_http **out, size_t *n);
+adapter_err adapter_deepl_parse_translate(const tg_translate_req *req,
+                                          const adapter_reply *replies,
+                                          size_t n, tg_translation **out);
+adapter_err adapter_deepl_build_languages(const tg_upstream_conf *up,
+                                          const char *vendor_key, int type,
+                                          adapter_http *out);
+adapter_err adapter_deepl_parse_languages(int type, const adapter_reply *reply,
+                                          tg_buf *out);
+adapter_err adapter_apertium_build_translate(const tg_upstream_conf *up,
+                                             const tg_translate_req *req,
+                                             adapter_http **out, size_t *n);
+adapter_err adapter_apertium_parse_translate(const tg_upstream_conf *up,
+                                             const tg_translate_req *req,
+                                             const adapter_reply *replies,
+                                             size_t n, tg_translation **out);
+adapter_err adapter_apertium_build_languages(const tg_upstream_conf *up,
+                                             adapter_http *out);
+adapter_err adapter_apertium_parse_languages(int type,
+                                             const adapter_reply *reply,
+                                             tg_buf *out);
 
 #endif

@@ -70,7 +70,11 @@ typedef struct tg_translate_req {
 /* Parse a /v2/translate body.  On success returns API_OK and fills *out
  * (caller frees with api_translate_req_free).  On failure returns the code
  * and, when the error concerns one field, points *field at a static copy of
- * its name (else NULL); *out is left empty. */
+ * its name (else NULL); *out is left empty.
+ * For API_ERR_UNKNOWN_FIELD the name is the terminal's: *field then points at
+ * a per-thread buffer valid until the next call on the same thread, and is
+ * only set when the name is at most 32 characters of [A-Za-z0-9_.[]-]
+ * (otherwise NULL), so it is safe to put in an error message. */
 api_err api_parse_translate(api_body_kind kind, const char *body, size_t len,
                             tg_translate_req *out, const char **field);
 
@@ -107,5 +111,18 @@ int api_languages_type(const char *value);
 /* Count code points in valid UTF-8; returns (size_t)-1 when invalid or when
  * it contains NUL. */
 size_t api_utf8_len(const char *s, size_t len);
+
+/* Added by the API codec owner. */
+
+/* True when s[0..len) is a language code of the form
+ * [A-Za-z]{2,3}(-[A-Za-z0-9]{2,4})?.  Cannot fail. */
+bool api_lang_code_valid(const char *s, size_t len);
+
+struct json_t;
+
+/* Serialise j compactly (UTF-8, not ASCII-escaped) and append it to out.
+ * j is borrowed.  Returns 0, or -1 on memory/cap failure (out is then
+ * freed, as after any failed tg_buf append). */
+int api_json_to_buf(const struct json_t *j, tg_buf *out);
 
 #endif
