@@ -11,6 +11,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <openssl/crypto.h>
+#define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
 #include "auth.h"

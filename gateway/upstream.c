@@ -436,7 +436,9 @@ static upstream_err classify(CURL *e, CURLcode rc, int *retry)
         *retry = 1;
         return UPSTREAM_ERR_CONNECT;
     case CURLE_OPERATION_TIMEDOUT:
-        curl_easy_getinfo(e, CURLINFO_APPCONNECT_TIME_T, &connect_us);
+        /* Pre-transfer time is set once the request could be sent, on new
+         * and reused connections alike; zero means we never got through. */
+        curl_easy_getinfo(e, CURLINFO_PRETRANSFER_TIME_T, &connect_us);
         if (connect_us == 0) {
             *retry = 1;
             return UPSTREAM_ERR_CONNECT;

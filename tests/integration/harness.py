@@ -67,11 +67,17 @@ class StubVendor:
         self.log = open(os.path.join(workdir, name + ".log"), "wb")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 10
-        while not (os.path.exists(port_file) and open(port_file).read().strip()):
+        port = ""
+        while not port:
+            if os.path.exists(port_file):
+                with open(port_file) as f:
+                    port = f.read().strip()
+            if port:
+                break
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("stub vendor did not start")
             time.sleep(0.02)
-        self.port = int(open(port_file).read().strip())
+        self.port = int(port)
 
     def requests(self):
         if not os.path.exists(self.record):
@@ -145,6 +151,10 @@ class Gateway:
         self.config_path = os.path.join(workdir, "transgate.json")
         with open(self.config_path, "w") as f:
             json.dump(self.config, f, indent=2)
+        for c in cfg_clients:
+            # The hashes file must exist (mode 0600) before keys are issued.
+            fd = os.open(c["api_key_hashes"], os.O_WRONLY | os.O_CREAT, 0o600)
+            os.close(fd)
         for c in cfg_clients:
             out = subprocess.run([TRANSGATE, "key", "new", c["name"], "-c", self.config_path],
                                  check=True, capture_output=True, text=True)
