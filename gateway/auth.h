@@ -36,4 +36,12 @@ int auth_key_new(char key_out[48], char hash_out[72]);
 /* Stored form of a key.  Cannot fail. */
 void auth_key_hash(const char *key, size_t keylen, char hash_out[72]);
 
+/* Append the stored form hash ("sha256:<64 lowercase hex>") as one line to
+ * the hashes file at path, creating it with mode 0600 if absent.  An
+ * existing file must pass the secret-file checks (regular, no symlink, mode
+ * & 077 == 0).  Returns 0, or -1 with a message (path and reason, never the
+ * hash) in err. */
+int auth_append_hash(const char *path, const char *hash, char *err,
+                     size_t errlen);
+
 #endif

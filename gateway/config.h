@@ -93,6 +93,15 @@ typedef struct tg_config {
  * exist; it does not read secrets. */
 tg_config *config_load(const char *path, FILE *errs);
 
+/* Flags for config_load_opts. */
+#define CONFIG_ALLOW_MISSING_KEY_HASHES 0x1u  /* a client's api_key_hashes
+    file may be absent if its directory exists: for `transgate key new`,
+    which creates it */
+
+/* config_load with flags (0 behaves exactly as config_load).  Same return
+ * and ownership. */
+tg_config *config_load_opts(const char *path, unsigned flags, FILE *errs);
+
 /* Free a config.  NULL is accepted. */
 void config_free(tg_config *cfg);
 
@@ -101,5 +110,10 @@ const tg_upstream_conf *config_upstream(const tg_config *cfg, const char *name);
 
 /* Index of an upstream in cfg->upstreams, or -1. */
 int config_upstream_index(const tg_config *cfg, const char *name);
+
+/* Write the effective configuration (defaults filled in, relative paths
+ * resolved) to out in a readable, stable form; paths are shown but no secret
+ * is ever read.  Returns 0, or -1 if writing to out failed. */
+int config_print(const tg_config *cfg, FILE *out);
 
 #endif
