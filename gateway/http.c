@@ -49,6 +49,7 @@ typedef struct http_req {
     unsigned resp_status;
     struct MHD_Response *resp;
     uint64_t t0;
+    size_t discarded;            /* body bytes read and dropped after an error */
 } http_req;
 
 /* ------------------------------------------------------------------ */
@@ -449,6 +450,29 @@ static int check_headers(http_req *r, const char *url, const char *method)
     return 0;
 }
 
+/* How much of a refused request's body we read and drop before answering. */
+static size_t discard_cap(const http_req *r)
+{
+    size_t cap = r->w->rt->cfg->max_body_bytes * 4;
+    return cap < (1u << 20) ? (1u << 20) : cap;
+}
+
+/* May the rest of this refused request be read before answering? */
+static int body_discardable(const http_req *r)
+{
+    const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    char *end = NULL;
+    unsigned long long v;
+
+    if (!r->is_post)
+        return 0;
+    if (cl == NULL)
+        return 1;   /* chunked: bounded by discard_cap as it arrives */
+    v = strtoull(cl, &end, 10);
+    return end != cl && *end == '\0' && v <= discard_cap(r);
+}
+
 static void new_request_id(char out[33])
 {
     unsigned char raw[16];
@@ -491,20 +515,33 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         *con_cls = r;
         w->n_active++;
         w->stats.requests++;
-        if (check_headers(r, url, method) != 0)
+        if (check_headers(r, url, method) != 0) {
+            /* Answer after reading the body when it is of a reasonable
+             * size, so the terminal is not cut off mid-send and sees the
+             * error; a huge declared body is answered (and the connection
+             * closed) at once. */
+            if (body_discardable(r))
+                return MHD_YES;
             return queue_prepared(r);
+        }
         return MHD_YES;
     }
     if (r->aborted)
         return MHD_NO;
-    if (r->resp != NULL)
-        return queue_prepared(r);
     if (*upload_data_size > 0) {
-        if (!r->too_large && tg_buf_add(&r->body, upload_data, *upload_data_size) != 0)
-            r->too_large = 1;   /* chunked bodies have no Content-Length */
+        if (r->resp == NULL && !r->too_large) {
+            if (tg_buf_add(&r->body, upload_data, *upload_data_size) != 0)
+                r->too_large = 1;   /* chunked bodies have no Content-Length */
+        } else {
+            r->discarded += *upload_data_size;
+            if (r->discarded > discard_cap(r))
+                return MHD_NO;
+        }
         *upload_data_size = 0;
         return MHD_YES;
     }
+    if (r->resp != NULL)
+        return queue_prepared(r);
     if (r->suspended)
         return MHD_YES;
     if (r->too_large) {

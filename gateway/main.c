@@ -174,7 +174,8 @@ static int cmd_key(int argc, char **argv)
     path = parse_config_opt(argc - 2, argv + 2, usage_key, &code);
     if (path == NULL)
         return code;
-    cfg = config_load(path, stderr);
+    /* The first key of a client creates its hashes file. */
+    cfg = config_load_opts(path, CONFIG_ALLOW_MISSING_KEY_HASHES, stderr);
     if (cfg == NULL)
         return 1;
     for (size_t i = 0; i < cfg->n_clients; i++)

@@ -74,8 +74,8 @@ cat >"$dev/transgate.json" <<JSON
   ]
 }
 JSON
+rm -f "$dev/terminal-1.hashes"
 umask 077
-: >"$dev/terminal-1.hashes"
 build/gateway/transgate key new terminal-1 -c "$dev/transgate.json" >"$dev/terminal-1.key" 2>/dev/null
 build/gateway/transgate check -c "$dev/transgate.json" >/dev/null
 nohup build/gateway/transgate serve -c "$dev/transgate.json" >"$dev/transgate.log" 2>&1 &
