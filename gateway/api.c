@@ -862,6 +862,45 @@ int api_languages_type(const char *value)
     return -1;
 }
 
+/* ------------------------------------------------------ Jansson memory */
+
+/* Jansson copies every string it parses or builds, and request text passes
+ * through it on both legs; its default free() would leave that text in the
+ * heap.  A size header lets free wipe what it releases. */
+typedef union api_jhdr {
+    size_t size;
+    max_align_t align;
+} api_jhdr;
+
+static void *api_json_malloc(size_t n)
+{
+    api_jhdr *h;
+
+    if (n > SIZE_MAX - sizeof(*h))
+        return NULL;
+    h = malloc(sizeof(*h) + n);
+    if (h == NULL)
+        return NULL;
+    h->size = n;
+    return h + 1;
+}
+
+static void api_json_free(void *p)
+{
+    api_jhdr *h;
+
+    if (p == NULL)
+        return;
+    h = (api_jhdr *)p - 1;
+    tg_wipe(p, h->size);
+    free(h);
+}
+
+void api_json_wipe_on_free(void)
+{
+    json_set_alloc_funcs(api_json_malloc, api_json_free);
+}
+
 /* ------------------------------------------------------------ encoding */
 
 static int dump_cb(const char *buffer, size_t size, void *data)

@@ -118,6 +118,11 @@ size_t api_utf8_len(const char *s, size_t len);
  * [A-Za-z]{2,3}(-[A-Za-z0-9]{2,4})?.  Cannot fail. */
 bool api_lang_code_valid(const char *s, size_t len);
 
+/* Make Jansson wipe every block it frees (it holds copies of request and
+ * reply text).  Process-wide: call once at start-up, before any other
+ * Jansson use and before threads start.  Cannot fail. */
+void api_json_wipe_on_free(void);
+
 struct json_t;
 
 /* Serialise j compactly (UTF-8, not ASCII-escaped) and append it to out.

@@ -708,5 +708,6 @@ int main(void)
         cmocka_unit_test(test_form_encoding_is_exact),
         cmocka_unit_test(test_headers_are_capped),
     };
+    api_json_wipe_on_free();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

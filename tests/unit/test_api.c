@@ -203,11 +203,17 @@ static int valid_case(const char *dir, const char *name)
     }
     got = req_to_json(&req);
     if (!json_equal(want, got)) {
-        char *g = json_dumps(got, JSON_COMPACT | JSON_SORT_KEYS);
-        char *w = json_dumps(want, JSON_COMPACT | JSON_SORT_KEYS);
-        print_error("valid/%s:\n  want %s\n  got  %s\n", name, w, g);
-        free(g);
-        free(w);
+        tg_buf g, w;
+
+        /* Not json_dumps: its memory belongs to the wiping allocator. */
+        tg_buf_init(&g, 1 << 20);
+        tg_buf_init(&w, 1 << 20);
+        api_json_to_buf(got, &g);
+        api_json_to_buf(want, &w);
+        print_error("valid/%s:\n  want %s\n  got  %s\n", name,
+                    w.data != NULL ? w.data : "?", g.data != NULL ? g.data : "?");
+        tg_buf_free(&g);
+        tg_buf_free(&w);
         bad = -1;
     }
     json_decref(want);
@@ -556,5 +562,7 @@ int main(void)
         cmocka_unit_test(test_body_is_not_read_past_len),
         cmocka_unit_test(test_lang_code_valid),
     };
+    /* As the daemon does: every test runs with the wiping allocator. */
+    api_json_wipe_on_free();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
