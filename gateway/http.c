@@ -188,6 +188,9 @@ static void on_translate_done(void *arg, upstream_err err,
                 st = replies[i].status;
         if (aerr == ADAPTER_ERR_VENDOR_STATUS || aerr == ADAPTER_ERR_VENDOR_QUOTA)
             vendor_status_error(r, aerr == ADAPTER_ERR_VENDOR_QUOTA ? 456 : st);
+        else if (aerr == ADAPTER_ERR_UNSUPPORTED_LANG)
+            set_error(r, 400, "Bad request: the translation service does not support this language pair",
+                      "unsupported_language");
         else
             set_error(r, 502, adapter_strerror(aerr), "vendor_bad_reply");
         goto done;
@@ -202,13 +205,7 @@ static void on_translate_done(void *arg, upstream_err err,
         atomic_fetch_add(&r->w->rt->usage[r->client],
                          (unsigned long long)api_count_chars(&r->treq));
     }
-    for (size_t i = 0; i < r->treq.n_texts; i++) {
-        if (tr[i].text != NULL) {
-            tg_wipe(tr[i].text, tr[i].len);
-            free(tr[i].text);
-        }
-    }
-    free(tr);
+    adapter_translations_free(tr, r->treq.n_texts);
 done:
     log_debug("request %s: vendor %s status %ld after %d attempt(s), %.0f ms",
               r->id, info->address, info->last_status, info->attempts,
@@ -323,6 +320,11 @@ static void handle_translate(http_req *r)
     if (aerr != ADAPTER_OK) {
         if (aerr == ADAPTER_ERR_NOMEM) {
             set_error(r, 500, "Internal error", "internal_error");
+        } else if (aerr == ADAPTER_ERR_BAD_KEY) {
+            /* The operator's vendor key file is unusable; not the terminal's fault. */
+            log_err("upstream %s: vendor key is not usable in a header", up->conf->name);
+            set_error(r, 502, "The gateway's credentials for the translation service are unusable",
+                      "vendor_auth_failed");
         } else {
             snprintf(msg, sizeof(msg), "Bad request: %s", adapter_strerror(aerr));
             set_error(r, 400, msg, "unsupported_language");
@@ -620,6 +622,8 @@ static void on_connection(void *cls, struct MHD_Connection *conn,
         front_notify_closed(socket_context);
 }
 
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     char msg[512];

@@ -14,6 +14,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include "api.h"
 #include "auth.h"
 #include "cmd_policy.h"
 #include "config.h"
@@ -229,6 +230,9 @@ int main(int argc, char **argv)
         fputs(usage_main, stderr);
         return 2;
     }
+    /* Jansson's copies of request and reply text are wiped when freed;
+     * must precede any JSON use and every thread. */
+    api_json_wipe_on_free();
     cmd = argv[1];
     if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
         fputs(usage_main, stdout);
