@@ -35,6 +35,8 @@ int log_level_parse(const char *s, tg_log_level *out)
 }
 
 static void log_emit(tg_log_level lvl, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+static void log_emit(tg_log_level lvl, const char *fmt, va_list ap)
 {
     static const char *tag[] = { "error", "warning", "info", "debug" };
     static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };

@@ -1,5 +1,6 @@
 #include "tls_profile.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -140,13 +141,18 @@ int tls_profile_apply(SSL_CTX *ctx, const tls_profile *p, char *err,
         snprintf(err, errlen, "profile %s: TLS 1.2 suites: %s", p->name, why);
         return -1;
     }
-    if (SSL_CTX_set1_groups_list(ctx, p->groups) != 1) {
+    /* OpenSSL's control macros cast away const; hand them mutable-typed
+     * pointers to the (never modified) static strings. */
+    char *groups = (char *)(uintptr_t)p->groups;
+    char *sigalgs = (char *)(uintptr_t)p->sigalgs;
+
+    if (SSL_CTX_set1_groups_list(ctx, groups) != 1) {
         tls_errstr(why, sizeof(why));
         snprintf(err, errlen, "profile %s: groups: %s", p->name, why);
         return -1;
     }
-    if (SSL_CTX_set1_sigalgs_list(ctx, p->sigalgs) != 1 ||
-        SSL_CTX_set1_client_sigalgs_list(ctx, p->sigalgs) != 1) {
+    if (SSL_CTX_set1_sigalgs_list(ctx, sigalgs) != 1 ||
+        SSL_CTX_set1_client_sigalgs_list(ctx, sigalgs) != 1) {
         tls_errstr(why, sizeof(why));
         snprintf(err, errlen, "profile %s: signature algorithms: %s", p->name,
                  why);
