@@ -1,0 +1,401 @@
+#!/usr/bin/env bash
+# Gateway benchmark (issue 2, point 11). Run by hand; never in CI.
+#
+#   tests/bench/bench_gateway.sh            # builds into build-bench/
+#   BUILD_DIR=build-bench DURATION=10 ROUNDS=3 tests/bench/bench_gateway.sh
+#
+# Part 1, 0 ms upstream: the same request sent (a) straight to the stub
+# vendor over TLS, (b) through nginx as a TLS reverse proxy, (c) through
+# transgate, closed loop (CONNS connections) and open loop (RATE req/s),
+# interleaved per round. Prints the table and the ratios against targets.
+# Part 2, 1 s upstream: SLOW_CONNS connections, closed loop, through a fresh
+# gateway (and a fresh nginx for comparison): throughput against the
+# SLOW_CONNS req/s that the delay allows, and peak RSS (VmHWM).
+#
+# All traffic stays on 127.0.0.1. Every process started here is stopped on
+# exit; each load run is bounded by its duration plus its timeout.
+#
+# Environment (defaults in brackets):
+#   BUILD_DIR       use this build directory as is [build and use build-bench]
+#   ROUNDS [1]      rounds of part 1; the report takes the median per cell
+#   CONNS [64]  DURATION [10]  WARMUP [2]  RATE [500]
+#   SLOW_CONNS [2000]  SLOW_DURATION [15]  SLOW_WARMUP [5]  SLOW_DELAY_MS [1000]
+#   WORKERS [2]     gateway workers and nginx worker processes
+#   SKIP_GATEWAY=1  benchmark only direct and nginx (harness check)
+#   SKIP_SLOW=1     skip part 2;  SKIP_SLOW_NGINX=1  skip nginx in part 2
+#   KEEP_TMP=1      keep the temporary directory (configs, logs, raw lines)
+#   RESULTS=FILE    also write the raw key=value lines to FILE
+set -euo pipefail
+
+SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+ROUNDS=${ROUNDS:-1}
+CONNS=${CONNS:-64}
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+RATE=${RATE:-500}
+SLOW_CONNS=${SLOW_CONNS:-2000}
+SLOW_DURATION=${SLOW_DURATION:-15}
+SLOW_WARMUP=${SLOW_WARMUP:-5}
+SLOW_DELAY_MS=${SLOW_DELAY_MS:-1000}
+WORKERS=${WORKERS:-2}
+SKIP_GATEWAY=${SKIP_GATEWAY:-0}
+SKIP_SLOW=${SKIP_SLOW:-0}
+SKIP_SLOW_NGINX=${SKIP_SLOW_NGINX:-0}
+VENDOR_KEY=bench-vendor-key
+BODY='text=The%20quick%20brown%20fox%20jumps%20over%20the%20lazy%20dog.&target_lang=DE'
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+fail() { log "error: $*"; exit 1; }
+
+# ---- build ---------------------------------------------------------------
+if [[ -n ${BUILD_DIR:-} ]]; then
+    BUILD_DIR=$(cd "$BUILD_DIR" && pwd)
+else
+    BUILD_DIR=$SRC/build-bench
+    targets=(stub_vendor tg_load)
+    [[ $SKIP_GATEWAY == 1 ]] || targets+=(transgate)
+    log "building ${targets[*]} in $BUILD_DIR"
+    cmake -S "$SRC" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    cmake --build "$BUILD_DIR" -j"$(nproc)" --target "${targets[@]}" >/dev/null
+fi
+STUB=$BUILD_DIR/tests/stub_vendor
+LOAD=$BUILD_DIR/tests/tg_load
+GW=$BUILD_DIR/gateway/transgate
+for b in "$STUB" "$LOAD"; do [[ -x $b ]] || fail "$b not built"; done
+[[ $SKIP_GATEWAY == 1 || -x $GW ]] || fail "$GW not built (SKIP_GATEWAY=1 to bench without it)"
+command -v nginx >/dev/null || fail "nginx not installed"
+
+# Each terminal costs the gateway about four descriptors plus the vendor leg.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+NOFILE=$(ulimit -n)
+(( NOFILE >= SLOW_CONNS * 5 + 100 )) || log "warning: RLIMIT_NOFILE $NOFILE may be short for $SLOW_CONNS connections"
+
+# ---- scratch and cleanup -------------------------------------------------
+TMP=$(mktemp -d /tmp/tg-bench.XXXXXX)
+chmod 0711 "$TMP"   # nginx workers (nobody when run as root) traverse it
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        # give each process up to 5 s, then insist
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    if [[ ${KEEP_TMP:-0} == 1 ]]; then log "kept $TMP"; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+stop_pid() {   # stop_pid PID: stop one process started here
+    local pid=$1 i
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_port() {   # wait_port PORT PID NAME
+    local i
+    for i in $(seq 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        kill -0 "$2" 2>/dev/null || fail "$3 exited during start-up"
+        sleep 0.1
+    done
+    fail "$3 not listening on port $1 after 10 s"
+}
+
+"$SRC/certs/tg-certs" dev "$TMP/pki" >/dev/null 2>&1 || fail "tg-certs dev failed"
+PKI=$TMP/pki
+
+# ---- processes -----------------------------------------------------------
+start_stub() {   # start_stub NAME DELAY_MS -> sets STUB_PORT, STUB_PID
+    local name=$1 delay=$2 i
+    "$STUB" --listen 127.0.0.1:0 --cert "$PKI/vendor.pem" --key "$PKI/vendor.key" \
+        --port-file "$TMP/$name.port" --delay-ms "$delay" --api-key "$VENDOR_KEY" \
+        2>"$TMP/$name.log" &
+    STUB_PID=$!
+    PIDS+=("$STUB_PID")
+    for i in $(seq 100); do [[ -s $TMP/$name.port ]] && break; sleep 0.1; done
+    [[ -s $TMP/$name.port ]] || fail "stub $name did not start: $(cat "$TMP/$name.log")"
+    STUB_PORT=$(cat "$TMP/$name.port")
+}
+
+start_gateway() {   # start_gateway NAME UPSTREAM_PORT -> GW_PORT, GW_PID, GW_KEY
+    local name=$1 up=$2 dir=$TMP/$1
+    mkdir -m 0700 "$dir"
+    GW_PORT=$(free_port)
+    cp "$PKI/server.pem" "$PKI/server.key" "$PKI/ca.pem" "$dir/"
+    printf '%s\n' "$VENDOR_KEY" >"$dir/vendor.apikey"
+    : >"$dir/bench.hashes"
+    chmod 0600 "$dir/server.key" "$dir/vendor.apikey" "$dir/bench.hashes"
+    cat >"$dir/transgate.json" <<EOF
+{
+  "workers": $WORKERS,
+  "log": {"level": "warning"},
+  "limits": {"max_connections": 4096, "max_inflight": 4096},
+  "listeners": [{"address": "127.0.0.1:$GW_PORT", "certificate": "server.pem",
+                 "private_key": "server.key", "tls_profile": "cryptrec-strict"}],
+  "upstreams": [{"name": "stub", "adapter": "deepl", "url": "https://127.0.0.1:$up",
+                 "api_key_file": "vendor.apikey", "ca_file": "ca.pem",
+                 "max_connections": 2048}],
+  "clients": [{"name": "bench", "api_key_hashes": "bench.hashes", "upstream": "stub"}]
+}
+EOF
+    GW_KEY=$("$GW" key new bench -c "$dir/transgate.json" 2>"$dir/key.log") ||
+        fail "transgate key new failed: $(cat "$dir/key.log")"
+    GW_KEY=$(printf '%s\n' "$GW_KEY" | tail -n 1)
+    "$GW" serve -c "$dir/transgate.json" 2>"$dir/gateway.log" &
+    GW_PID=$!
+    PIDS+=("$GW_PID")
+    wait_port "$GW_PORT" "$GW_PID" "gateway ($dir/gateway.log: $(tail -n 5 "$dir/gateway.log" 2>/dev/null))"
+}
+
+start_nginx() {   # start_nginx NAME UPSTREAM_PORT -> NG_PORT, NG_PID
+    local name=$1 up=$2 dir=$TMP/$1
+    mkdir -p "$dir/logs" "$dir/tmp"
+    chmod 0755 "$dir" "$dir/tmp"
+    NG_PORT=$(free_port)
+    cat >"$dir/nginx.conf" <<EOF
+worker_processes $WORKERS;
+worker_rlimit_nofile $NOFILE;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+events {
+    worker_connections $(( NOFILE / 2 ));
+}
+http {
+    access_log off;
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    keepalive_requests 1000000;
+    keepalive_timeout 75s;
+
+    upstream stub {
+        server 127.0.0.1:$up;
+        keepalive 1024;
+        keepalive_requests 1000000;
+    }
+    server {
+        listen 127.0.0.1:$NG_PORT ssl;
+        ssl_certificate $PKI/server.pem;
+        ssl_certificate_key $PKI/server.key;
+        # the same suites and groups as the gateway's cryptrec-strict profile
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-CCM:ECDHE-ECDSA-AES256-CCM:ECDHE-ECDSA-CAMELLIA128-SHA256:ECDHE-RSA-CAMELLIA128-SHA256:ECDHE-ECDSA-CAMELLIA256-SHA384:ECDHE-RSA-CAMELLIA256-SHA384;
+        ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_AES_128_CCM_SHA256;
+        ssl_ecdh_curve P-256:P-384:P-521;
+        ssl_prefer_server_ciphers on;
+
+        location / {
+            proxy_pass https://stub;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host 127.0.0.1:$up;
+            # the gateway also swaps the terminal's key for the vendor key
+            proxy_set_header Authorization "DeepL-Auth-Key $VENDOR_KEY";
+            proxy_ssl_protocols TLSv1.2 TLSv1.3;
+            proxy_ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384;
+            proxy_ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_AES_128_CCM_SHA256;
+            proxy_ssl_server_name on;
+            proxy_ssl_name localhost;
+            proxy_ssl_verify on;
+            proxy_ssl_verify_depth 2;
+            proxy_ssl_trusted_certificate $PKI/ca.pem;
+            proxy_ssl_session_reuse on;
+            proxy_read_timeout 30s;
+        }
+    }
+}
+EOF
+    nginx -t -q -e "$dir/logs/error.log" -c "$dir/nginx.conf" -p "$dir" 2>"$dir/logs/start.log" ||
+        fail "nginx config rejected: $(cat "$dir/logs/start.log")"
+    nginx -e "$dir/logs/error.log" -c "$dir/nginx.conf" -p "$dir" -g 'daemon off;' \
+        2>>"$dir/logs/start.log" &
+    NG_PID=$!
+    PIDS+=("$NG_PID")
+    wait_port "$NG_PORT" "$NG_PID" "nginx"
+}
+
+vmhwm_kb() {   # vmhwm_kb PID...: sum of peak RSS in KiB
+    local pid sum=0 v
+    for pid in "$@"; do
+        v=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+        sum=$(( sum + ${v:-0} ))
+    done
+    echo "$sum"
+}
+
+nginx_pids() {   # master and its workers
+    echo "$1" $(pgrep -P "$1" || true)
+}
+
+# ---- load ----------------------------------------------------------------
+RAW=$TMP/results.txt
+: >"$RAW"
+
+run_load() {   # run_load LABEL URL KEY tg_load-args...
+    local label=$1 url=$2 key=$3 out
+    shift 3
+    log "run $label"
+    out=$("$LOAD" --url "$url" --ca "$PKI/ca.pem" --servername localhost -q \
+        -H "Authorization: DeepL-Auth-Key $key" \
+        -H 'Content-Type: application/x-www-form-urlencoded' \
+        --body "$BODY" "$@") || true
+    [[ -n $out ]] || fail "tg_load produced no result for $label"
+    printf '%s %s\n' "$label" "$out" >>"$RAW"
+    printf '  %s\n' "$out" >&2
+}
+
+smoke() {   # smoke NAME URL KEY: one short run must succeed before measuring
+    local out
+    out=$("$LOAD" --url "$2" --ca "$PKI/ca.pem" --servername localhost -q \
+        -H "Authorization: DeepL-Auth-Key $3" \
+        -H 'Content-Type: application/x-www-form-urlencoded' \
+        --body "$BODY" -c 2 -w 0 -d 0.5 -t 5) ||
+        fail "smoke test through $1 failed: $out"
+}
+
+log "machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
+start_stub stub0 0
+STUB0_PORT=$STUB_PORT
+start_nginx nginx0 "$STUB0_PORT"
+NG0_PORT=$NG_PORT
+NG0_PID=$NG_PID
+targets=("direct https://127.0.0.1:$STUB0_PORT/v2/translate $VENDOR_KEY"
+         "nginx https://127.0.0.1:$NG0_PORT/v2/translate bench-terminal")
+if [[ $SKIP_GATEWAY != 1 ]]; then
+    start_gateway gw0 "$STUB0_PORT"
+    GW0_PID=$GW_PID
+    targets+=("gateway https://127.0.0.1:$GW_PORT/v2/translate $GW_KEY")
+fi
+for t in "${targets[@]}"; do
+    read -r name url key <<<"$t"
+    smoke "$name" "$url" "$key"
+done
+
+for round in $(seq "$ROUNDS"); do
+    for t in "${targets[@]}"; do
+        read -r name url key <<<"$t"
+        run_load "part=fast round=$round target=$name load=closed" "$url" "$key" \
+            -c "$CONNS" -d "$DURATION" -w "$WARMUP" -t 10
+    done
+    for t in "${targets[@]}"; do
+        read -r name url key <<<"$t"
+        run_load "part=fast round=$round target=$name load=open" "$url" "$key" \
+            -c "$CONNS" -r "$RATE" -d "$DURATION" -w "$WARMUP" -t 10
+    done
+done
+NG0_RSS=$(vmhwm_kb $(nginx_pids "$NG0_PID"))
+GW0_RSS=0
+[[ $SKIP_GATEWAY == 1 ]] || GW0_RSS=$(vmhwm_kb "$GW0_PID")
+printf 'part=fast-rss nginx_vmhwm_kb=%s gateway_vmhwm_kb=%s\n' "$NG0_RSS" "$GW0_RSS" >>"$RAW"
+[[ $SKIP_GATEWAY == 1 ]] || stop_pid "$GW0_PID"
+stop_pid "$NG0_PID"
+
+if [[ $SKIP_SLOW != 1 ]]; then
+    start_stub stub1 "$SLOW_DELAY_MS"
+    STUB1_PORT=$STUB_PORT
+    slow_timeout=$(( SLOW_DELAY_MS / 1000 + 10 ))
+    if [[ $SKIP_GATEWAY != 1 ]]; then
+        start_gateway gw1 "$STUB1_PORT"
+        run_load "part=slow target=gateway load=closed" \
+            "https://127.0.0.1:$GW_PORT/v2/translate" "$GW_KEY" \
+            -c "$SLOW_CONNS" -d "$SLOW_DURATION" -w "$SLOW_WARMUP" -t "$slow_timeout"
+        printf 'part=slow-rss target=gateway vmhwm_kb=%s\n' "$(vmhwm_kb "$GW_PID")" >>"$RAW"
+        stop_pid "$GW_PID"
+    fi
+    if [[ $SKIP_SLOW_NGINX != 1 ]]; then
+        start_nginx nginx1 "$STUB1_PORT"
+        run_load "part=slow target=nginx load=closed" \
+            "https://127.0.0.1:$NG_PORT/v2/translate" bench-terminal \
+            -c "$SLOW_CONNS" -d "$SLOW_DURATION" -w "$SLOW_WARMUP" -t "$slow_timeout"
+        printf 'part=slow-rss target=nginx vmhwm_kb=%s\n' "$(vmhwm_kb $(nginx_pids "$NG_PID"))" >>"$RAW"
+        stop_pid "$NG_PID"
+    fi
+fi
+
+[[ -z ${RESULTS:-} ]] || cp "$RAW" "$RESULTS"
+
+# ---- report --------------------------------------------------------------
+python3 - "$RAW" "$RATE" "$SLOW_CONNS" "$SLOW_DELAY_MS" <<'PYEOF'
+import statistics, sys
+raw, rate, slow_conns, delay_ms = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+rows = []
+for line in open(raw):
+    kv = dict(f.split("=", 1) for f in line.split() if "=" in f)
+    rows.append(kv)
+
+def num(r, k):
+    return float(r.get(k, "nan"))
+
+def cell(target, load, key):
+    vals = [num(r, key) for r in rows
+            if r.get("part") == "fast" and r.get("target") == target and r.get("load") == load]
+    return statistics.median(vals) if vals else None
+
+def errs(target, load, part="fast"):
+    return sum(int(r.get("errors", 0)) for r in rows
+               if r.get("part") == part and r.get("target") == target and r.get("load") == load)
+
+targets = [t for t in ("direct", "nginx", "gateway")
+           if any(r.get("target") == t and r.get("part") == "fast" for r in rows)]
+rounds = len({r.get("round") for r in rows if r.get("part") == "fast"})
+print()
+print(f"0 ms upstream (median of {rounds} round(s))")
+print(f"{'target':8} {'load':22} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>6}")
+for load, desc in (("closed", "closed loop"), ("open", f"open loop {rate:.0f}/s")):
+    for t in targets:
+        print(f"{t:8} {desc:22} {cell(t, load, 'throughput'):9.0f} {cell(t, load, 'p50_ms'):8.3f}"
+              f" {cell(t, load, 'p90_ms'):8.3f} {cell(t, load, 'p99_ms'):8.3f}"
+              f" {cell(t, load, 'max_ms'):8.3f} {errs(t, load):6d}")
+
+def verdict(ok):
+    return "MET" if ok else "MISSED"
+
+print()
+if "nginx" in targets:
+    r = cell("nginx", "closed", "throughput") / cell("direct", "closed", "throughput")
+    print(f"nginx/direct throughput (closed loop):   {r:.2f}")
+    a = cell("nginx", "open", "p99_ms") - cell("direct", "open", "p99_ms")
+    print(f"nginx added p99 at {rate:.0f}/s:              {a:+.3f} ms")
+if "gateway" in targets:
+    r = cell("gateway", "closed", "throughput") / cell("direct", "closed", "throughput")
+    print(f"gateway/direct throughput (closed loop): {r:.2f}")
+    r = cell("gateway", "closed", "throughput") / cell("nginx", "closed", "throughput")
+    print(f"gateway/nginx throughput (closed loop):  {r:.2f}   target >= 0.80: {verdict(r >= 0.8)}")
+    a = cell("gateway", "open", "p99_ms") - cell("direct", "open", "p99_ms")
+    print(f"gateway added p99 at {rate:.0f}/s:            {a:+.3f} ms   target <= 2 ms: {verdict(a <= 2.0)}")
+    r = cell("gateway", "closed", "p50_ms") / cell("nginx", "closed", "p50_ms")
+    print(f"gateway/nginx p50 (closed loop):         {r:.2f}")
+for r in rows:
+    if r.get("part") == "fast-rss":
+        print(f"peak RSS after part 1: nginx {int(r['nginx_vmhwm_kb'])/1024:.1f} MiB (all processes),"
+              f" gateway {int(r['gateway_vmhwm_kb'])/1024:.1f} MiB")
+
+slow = [r for r in rows if r.get("part") == "slow"]
+if slow:
+    bound = slow_conns / (delay_ms / 1000.0)
+    print()
+    print(f"{delay_ms} ms upstream, {slow_conns} connections closed loop (bound {bound:.0f} req/s)")
+    print(f"{'target':8} {'req/s':>9} {'of bound':>8} {'p50 ms':>9} {'p99 ms':>9} {'max ms':>9} {'errors':>6} {'peak RSS':>10}")
+    rss = {r["target"]: int(r["vmhwm_kb"]) for r in rows if r.get("part") == "slow-rss"}
+    for r in slow:
+        t = r["target"]
+        tp = num(r, "throughput")
+        print(f"{t:8} {tp:9.0f} {tp / bound * 100:7.1f}% {num(r, 'p50_ms'):9.1f} {num(r, 'p99_ms'):9.1f}"
+              f" {num(r, 'max_ms'):9.1f} {int(r['errors']):6d} {rss.get(t, 0) / 1024:8.1f} MiB")
+        if t == "gateway":
+            print(f"  gateway throughput >= 90% of bound: {verdict(tp >= 0.9 * bound)};"
+                  f" peak RSS < 200 MB: {verdict(rss.get(t, 0) * 1024 < 200e6)}")
+PYEOF
