@@ -41,7 +41,7 @@ typedef struct pol_detector {
     pol_validator validator;
     pol_words ctx;             /* context words */
     pol_words not_ctx;         /* words that veto a match */
-    unsigned window;           /* code points before and after the match */
+    unsigned before, after;    /* context window in code points */
     int ctx_required;
     pol_action action;
     int priority;

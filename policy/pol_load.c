@@ -35,7 +35,7 @@ typedef struct pol_det_spec {
     char *id, *type, *pattern;
     pol_validator validator;
     pol_words ctx, not_ctx;
-    unsigned window;
+    unsigned before, after;
     int required;
     pol_action action;
     int priority;
@@ -387,8 +387,8 @@ static void pol_parse_detector(pol_loader *ld, const pol_src *src, json_t *o,
 {
     static const char *const keys[] = {"id", "type", "pattern", "validator",
         "context", "action", "priority", "enabled", "description", NULL};
-    static const char *const ckeys[] = {"words", "window", "required",
-        "exclude", NULL};
+    static const char *const ckeys[] = {"words", "window", "before", "after",
+        "required", "exclude", NULL};
     char *s;
     json_t *ctx;
     size_t i;
@@ -454,17 +454,29 @@ static void pol_parse_detector(pol_loader *ld, const pol_src *src, json_t *o,
         pol_get_words(ld, &csrc, ctx, "words", &d->ctx);
         pol_get_words(ld, &csrc, ctx, "exclude", &d->not_ctx);
         {
-            json_t *w = json_object_get(ctx, "window");
-            pol_jpath p[4] = {{src->section, 0}, {NULL, src->index},
-                              {"context", 0}, {"window", 0}};
-            d->window = 20;
-            if (w != NULL) {
-                if (!json_is_integer(w) || json_integer_value(w) < 1 ||
-                    json_integer_value(w) > POL_MAX_WINDOW)
-                    pol_report(ld, src->pack, p, 4, "must be an integer between 1 and %d",
+            static const char *const wk[3] = {"window", "before", "after"};
+            size_t k;
+            d->before = d->after = 20;
+            for (k = 0; k < 3; k++) {
+                json_t *w = json_object_get(ctx, wk[k]);
+                pol_jpath p[4] = {{src->section, 0}, {NULL, src->index},
+                                  {"context", 0}, {wk[k], 0}};
+                unsigned v;
+                if (w == NULL)
+                    continue;
+                if (!json_is_integer(w) || json_integer_value(w) < 0 ||
+                    json_integer_value(w) > POL_MAX_WINDOW) {
+                    pol_report(ld, src->pack, p, 4, "must be an integer between 0 and %d",
                                POL_MAX_WINDOW);
+                    continue;
+                }
+                v = (unsigned)json_integer_value(w);
+                if (k == 0)
+                    d->before = d->after = v;
+                else if (k == 1)
+                    d->before = v;
                 else
-                    d->window = (unsigned)json_integer_value(w);
+                    d->after = v;
             }
         }
         {
@@ -919,7 +931,8 @@ static int pol_build(pol_loader *ld, pol_engine *e)
         d->not_ctx = s->not_ctx;
         memset(&s->ctx, 0, sizeof s->ctx);
         memset(&s->not_ctx, 0, sizeof s->not_ctx);
-        d->window = s->window;
+        d->before = s->before;
+        d->after = s->after;
         d->ctx_required = s->required;
         d->action = s->action;
         d->priority = s->priority;
@@ -1027,8 +1040,8 @@ pol_engine *pol_engine_load_mem(const char *const *names,
         pol_load_pack(&ld, i);
     }
     pol_sha256_final(&sha, dg);
-    if (ld.nerr > 0)
-        goto fail;
+    /* Compile even after structural errors, so bad patterns are reported
+     * in the same pass; the engine is discarded if anything failed. */
     e = calloc(1, sizeof *e);
     if (e == NULL)
         goto fail;

@@ -383,8 +383,8 @@ static int pol_keep(pol_session *s, const pol_detector *d, const char *t, size_t
     if (!pol_validate(d->validator, t + st, en - st))
         return 0;
     if (d->ctx.n > 0 || d->not_ctx.n > 0) {
-        size_t ws = pol_back_cp(t, st, d->window);
-        size_t we = pol_fwd_cp(t, len, en, d->window);
+        size_t ws = pol_back_cp(t, st, d->before);
+        size_t we = pol_fwd_cp(t, len, en, d->after);
         if (d->ctx_required && !pol_any_word(&d->ctx, t + ws, we - ws))
             return 0;
         if (pol_any_word(&d->not_ctx, t + ws, we - ws))

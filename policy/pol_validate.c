@@ -384,7 +384,7 @@ int pol_validate(pol_validator v, const char *s, size_t n)
         return k == 13 && pol_check_corporate(d);
     case POL_V_LUHN:
         k = pol_digits(s, n, d, sizeof d);
-        return k >= 13 && k <= 19 && d[0] >= 2 && d[0] <= 6 && pol_check_luhn(d, k);
+        return k >= 14 && k <= 19 && d[0] >= 2 && d[0] <= 6 && pol_check_luhn(d, k);
     case POL_V_JP_PHONE:
         return pol_valid_jp_phone(s, n);
     case POL_V_IPV4:
