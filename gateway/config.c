@@ -781,25 +781,43 @@ static int config_get_profile(config_ctx *c, json_t *obj, const char *key,
 /* A file named by the config: resolved against the config's directory when
  * relative, and required to exist as a regular file.  Never opened, so
  * secrets are not read here (and permission checks happen where they are). */
-static int config_get_path(config_ctx *c, json_t *obj, const char *key,
-                           int required, int may_be_absent, char **out)
+/* Report at member key of the current object, or at the current path when
+ * key is NULL (array elements). */
+static void config_err_key_or_here(config_ctx *c, const char *key,
+                                   const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void config_err_key_or_here(config_ctx *c, const char *key,
+                                   const char *fmt, ...)
 {
-    const char *s = NULL;
+    va_list ap;
+    size_t saved = key ? config_push(c, key) : c->path.len;
+
+    va_start(ap, fmt);
+    config_verr(c, 0, fmt, ap);
+    va_end(ap);
+    config_pop(c, saved);
+}
+
+/* Resolve a configured path s (relative to the config file's directory)
+ * and check that it names a regular file (or, with may_be_absent, a file
+ * that can be created in an existing directory).  Returns 1 with a new
+ * string in *out, or -1 after reporting at key (or here, key NULL). */
+static int config_resolve_path(config_ctx *c, const char *key, const char *s,
+                               int may_be_absent, char **out)
+{
     config_str full = { 0 };
     struct stat st;
     char *slash;
     size_t i;
-    int r = config_get_str(c, obj, key, required, &s);
+    int r;
 
-    if (r != 1)
-        return r;
     if (s[0] == '\0') {
-        config_err_at(c, key, "must not be empty");
+        config_err_key_or_here(c, key, "must not be empty");
         return -1;
     }
     for (i = 0; s[i] != '\0'; i++) {
         if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) {
-            config_err_at(c, key, "must not contain control characters");
+            config_err_key_or_here(c, key, "must not contain control characters");
             return -1;
         }
     }
@@ -826,11 +844,11 @@ static int config_get_path(config_ctx *c, json_t *obj, const char *key,
             }
             errno = r == 0 ? ENOTDIR : errno;
         }
-        config_err_at(c, key, "%s: %s", full.s, strerror(errno));
+        config_err_key_or_here(c, key, "%s: %s", full.s, strerror(errno));
         goto fail;
     }
     if (!S_ISREG(st.st_mode)) {
-        config_err_at(c, key, "%s: not a regular file", full.s);
+        config_err_key_or_here(c, key, "%s: not a regular file", full.s);
         goto fail;
     }
     *out = full.s;
@@ -838,6 +856,17 @@ static int config_get_path(config_ctx *c, json_t *obj, const char *key,
 fail:
     free(full.s);
     return -1;
+}
+
+static int config_get_path(config_ctx *c, json_t *obj, const char *key,
+                           int required, int may_be_absent, char **out)
+{
+    const char *s = NULL;
+    int r = config_get_str(c, obj, key, required, &s);
+
+    if (r != 1)
+        return r;
+    return config_resolve_path(c, key, s, may_be_absent, out);
 }
 
 /* ------------------------------------------------------------------------
@@ -1150,6 +1179,55 @@ static void config_limits_section(config_ctx *c, json_t *root, tg_config *cfg)
 
 /* Check that key holds an array of objects with 1..max elements.  Returns
  * the array (borrowed) or NULL after reporting. */
+static void config_policy_section(config_ctx *c, json_t *root, tg_config *cfg)
+{
+    static const char *const keys[] = { "rules", "placeholder_loss", NULL };
+    int bad = 0;
+    json_t *o = config_get_obj(c, root, "policy", &bad);
+    json_t *rules;
+    const char *s = NULL;
+    size_t base, saved, i;
+
+    if (o == NULL)
+        return;
+    base = config_push(c, "policy");
+    config_check_keys(c, o, keys);
+    rules = json_object_get(o, "rules");
+    if (rules != NULL) {
+        if (!json_is_array(rules) || json_array_size(rules) == 0 ||
+            json_array_size(rules) > 64) {
+            config_err_at(c, "rules", "expected an array of 1 to 64 rule pack paths");
+        } else {
+            cfg->policy_rules = calloc(json_array_size(rules), sizeof(char *));
+            if (cfg->policy_rules == NULL) {
+                c->oom = 1;
+            } else {
+                cfg->n_policy_rules = json_array_size(rules);
+                saved = config_push(c, "rules");
+                for (i = 0; i < json_array_size(rules); i++) {
+                    json_t *e = json_array_get(rules, i);
+                    size_t s2 = config_push_index(c, i);
+                    if (!json_is_string(e))
+                        config_err_here(c, "expected a string, got %s",
+                                        config_type_name(e));
+                    else
+                        config_resolve_path(c, NULL, json_string_value(e), 0,
+                                            &cfg->policy_rules[i]);
+                    config_pop(c, s2);
+                }
+                config_pop(c, saved);
+            }
+        }
+    }
+    if (config_get_str(c, o, "placeholder_loss", 0, &s) == 1) {
+        if (strcmp(s, "best_effort") == 0)
+            cfg->placeholder_best_effort = true;
+        else if (strcmp(s, "fail") != 0)
+            config_err_at(c, "placeholder_loss", "expected \"fail\" or \"best_effort\"");
+    }
+    config_pop(c, base);
+}
+
 static json_t *config_get_list(config_ctx *c, json_t *root, const char *key,
                                size_t max, const char *what)
 {
@@ -1230,7 +1308,7 @@ static void config_upstreams(config_ctx *c, json_t *root, tg_config *cfg)
     static const char *const keys[] = {
         "name", "adapter", "url", "api_key_file", "ca_file", "tls_profile",
         "connect_timeout_ms", "timeout_ms", "max_retries", "retry_backoff_ms",
-        "max_connections", "default_source_lang", NULL
+        "max_connections", "default_source_lang", "clearance", NULL
     };
     json_t *a = config_get_list(c, root, "upstreams", CONFIG_MAX_UPSTREAMS,
                                 "upstream");
@@ -1257,6 +1335,7 @@ static void config_upstreams(config_ctx *c, json_t *root, tg_config *cfg)
         u->max_retries = 2;
         u->retry_backoff_ms = 200;
         u->max_connections = 64;
+        u->clearance = 1;
         saved = config_push_index(c, i);
         config_where(c, &u->line, &u->column);
         if (!json_is_object(o)) {
@@ -1313,6 +1392,10 @@ static void config_upstreams(config_ctx *c, json_t *root, tg_config *cfg)
             else
                 u->default_source_lang = config_dup(c, s);
         }
+        /* 機密性3 never leaves, whatever the vendor's contract says. */
+        v = u->clearance;
+        if (config_get_int(c, o, "clearance", 1, 2, &v) == 1)
+            u->clearance = (int)v;
         config_pop(c, saved);
     }
     config_pop(c, base);
@@ -1322,7 +1405,8 @@ static void config_clients(config_ctx *c, json_t *root, tg_config *cfg,
                            int check_refs)
 {
     static const char *const keys[] = {
-        "name", "api_key_hashes", "upstream", "disabled", NULL
+        "name", "api_key_hashes", "upstream", "disabled", "default_level",
+        "clearance", NULL
     };
     json_t *a = config_get_list(c, root, "clients", CONFIG_MAX_CLIENTS,
                                 "client");
@@ -1340,7 +1424,10 @@ static void config_clients(config_ctx *c, json_t *root, tg_config *cfg,
     for (i = 0; i < cfg->n_clients; i++) {
         tg_client_conf *cl = &cfg->clients[i];
         json_t *o = json_array_get(a, i);
+        long v;
 
+        cl->default_level = 2;   /* unlabelled is not 機密性1 */
+        cl->clearance = 2;
         saved = config_push_index(c, i);
         config_where(c, &cl->line, &cl->column);
         if (!json_is_object(o)) {
@@ -1369,6 +1456,12 @@ static void config_clients(config_ctx *c, json_t *root, tg_config *cfg,
             config_err_at(c, "upstream", "no upstream named \"%s\" is defined",
                           cl->upstream);
         config_get_bool(c, o, "disabled", &cl->disabled);
+        v = cl->default_level;
+        if (config_get_int(c, o, "default_level", 1, 3, &v) == 1)
+            cl->default_level = (int)v;
+        v = cl->clearance;
+        if (config_get_int(c, o, "clearance", 1, 2, &v) == 1)
+            cl->clearance = (int)v;
         config_pop(c, saved);
     }
     config_pop(c, base);
@@ -1491,7 +1584,8 @@ tg_config *config_load(const char *path, FILE *errs)
 tg_config *config_load_opts(const char *path, unsigned flags, FILE *errs)
 {
     static const char *const keys[] = {
-        "workers", "log", "limits", "listeners", "upstreams", "clients", NULL
+        "workers", "log", "limits", "policy", "listeners", "upstreams",
+        "clients", NULL
     };
     config_ctx c;
     config_scan s;
@@ -1570,6 +1664,7 @@ tg_config *config_load_opts(const char *path, unsigned flags, FILE *errs)
         cfg->workers = (int)workers;
     config_log_section(&c, root, cfg);
     config_limits_section(&c, root, cfg);
+    config_policy_section(&c, root, cfg);
     config_listeners(&c, root, cfg);
     config_upstreams(&c, root, cfg);
     /* Without a usable upstream list every client would also be reported
@@ -1639,6 +1734,9 @@ void config_free(tg_config *cfg)
         free(cfg->clients[i].upstream);
     }
     free(cfg->clients);
+    for (i = 0; cfg->policy_rules != NULL && i < cfg->n_policy_rules; i++)
+        free(cfg->policy_rules[i]);
+    free(cfg->policy_rules);
     free(cfg->path);
     free(cfg);
 }
@@ -1705,6 +1803,15 @@ int config_print(const tg_config *cfg, FILE *out)
             cfg->max_body_bytes, cfg->max_connections, cfg->max_inflight,
             cfg->handshake_timeout_ms, cfg->idle_timeout_ms,
             cfg->drain_timeout_ms);
+    fprintf(out, "policy:\n  rules:");
+    if (cfg->n_policy_rules == 0)
+        fprintf(out, " (default pack)\n");
+    else
+        fprintf(out, "\n");
+    for (i = 0; i < cfg->n_policy_rules; i++)
+        fprintf(out, "    - %s\n", cfg->policy_rules[i]);
+    fprintf(out, "  placeholder_loss: %s\n",
+            cfg->placeholder_best_effort ? "best_effort" : "fail");
     fprintf(out, "listeners:\n");
     for (i = 0; i < cfg->n_listeners; i++) {
         const tg_listener_conf *l = &cfg->listeners[i];
@@ -1734,14 +1841,16 @@ int config_print(const tg_config *cfg, FILE *out)
                 "    max_retries: %d\n"
                 "    retry_backoff_ms: %ld\n"
                 "    max_connections: %d\n"
-                "    default_source_lang: %s\n",
+                "    default_source_lang: %s\n"
+                "    clearance: %d\n",
                 u->name, config_adapter_name(u->adapter), u->url,
                 u->scheme_host, u->port, u->base_path,
                 u->api_key_file ? u->api_key_file : "(none)",
                 u->ca_file ? u->ca_file : "(system store)",
                 u->tls_profile, u->connect_timeout_ms, u->timeout_ms,
                 u->max_retries, u->retry_backoff_ms, u->max_connections,
-                u->default_source_lang ? u->default_source_lang : "(none)");
+                u->default_source_lang ? u->default_source_lang : "(none)",
+                u->clearance);
     }
     fprintf(out, "clients:\n");
     for (i = 0; i < cfg->n_clients; i++) {
@@ -1749,9 +1858,11 @@ int config_print(const tg_config *cfg, FILE *out)
         fprintf(out, "  - name: %s\n"
                 "    upstream: %s\n"
                 "    api_key_hashes: %s\n"
-                "    disabled: %s\n",
+                "    disabled: %s\n"
+                "    default_level: %d\n"
+                "    clearance: %d\n",
                 cl->name, cl->upstream, cl->api_key_hashes,
-                cl->disabled ? "true" : "false");
+                cl->disabled ? "true" : "false", cl->default_level, cl->clearance);
     }
     return ferror(out) ? -1 : 0;
 }

@@ -52,6 +52,8 @@ typedef struct tg_upstream_conf {
     long  retry_backoff_ms;     /* first backoff, doubled each retry; default 200 */
     int   max_connections;      /* per worker, default 64 */
     char *default_source_lang;  /* for engines that cannot detect; NULL if none */
+    int   clearance;            /* highest level it may receive: 1 (service used
+                                   under standard terms, the default) or 2 */
     int line, column;
 } tg_upstream_conf;
 
@@ -61,6 +63,8 @@ typedef struct tg_client_conf {
     char *api_key_hashes;  /* secret file: one "sha256:<64 hex>" per line */
     char *upstream;        /* name of the upstream this client uses */
     bool  disabled;
+    int   default_level;   /* level of unlabelled text, 1..3 (default 2) */
+    int   clearance;       /* highest level it may send, 1..2 (default 2) */
     int line, column;
 } tg_client_conf;
 
@@ -77,6 +81,11 @@ typedef struct tg_config {
     long   handshake_timeout_ms; /* default 10000 */
     long   idle_timeout_ms;      /* default 60000 */
     long   drain_timeout_ms;     /* default 15000 */
+
+    /* "policy" */
+    char **policy_rules;         /* rule pack files in load order; NULL: default pack */
+    size_t n_policy_rules;
+    bool   placeholder_best_effort; /* "placeholder_loss": "best_effort" */
 
     tg_listener_conf *listeners;
     size_t n_listeners;

@@ -12,6 +12,7 @@
 #include "api.h"
 #include "auth.h"
 #include "log.h"
+#include "pol.h"
 #include "tg_buf.h"
 #include "tls_front.h"
 #include "upstream.h"
@@ -49,6 +50,9 @@ typedef struct http_req {
     unsigned resp_status;
     struct MHD_Response *resp;
     uint64_t t0;
+    pol_session *pol;            /* masking state; NULL until policy ran */
+    int masked;                  /* placeholders were sent: restore replies */
+    size_t chars_in;             /* characters the terminal sent (usage) */
     size_t discarded;            /* body bytes read and dropped after an error */
 } http_req;
 
@@ -162,6 +166,39 @@ static void vendor_status_error(http_req *r, long status)
         set_error(r, 502, "The translation service returned an error", "vendor_error");
 }
 
+/* Put every masked value back into the vendor's translations (in place).
+ * Returns 0, or -1 with the response set: a lost, duplicated or unknown
+ * placeholder fails the request closed unless the operator chose best
+ * effort. */
+static int restore_translations(http_req *r, tg_translation *tr)
+{
+    int best_effort = r->w->rt->cfg->placeholder_best_effort;
+
+    for (size_t i = 0; i < r->treq.n_texts; i++) {
+        char *out = NULL;
+        size_t len = 0;
+        pol_err e = pol_session_restore_field(r->pol, i, tr[i].text, tr[i].len,
+                                              best_effort, &out, &len);
+        if (e != POL_OK) {
+            log_warn("request %s: text %zu: %s", r->id, i, pol_strerror(e));
+            if (e == POL_ERR_PH_LOST || e == POL_ERR_PH_DUPLICATED ||
+                e == POL_ERR_PH_UNKNOWN)
+                set_error(r, 502, "The translation service did not return every "
+                          "masked value intact; nothing was returned",
+                          "placeholder_lost");
+            else
+                set_error(r, 502, "The translation could not be restored",
+                          "restore_failed");
+            return -1;
+        }
+        tg_wipe(tr[i].text, tr[i].len);
+        free(tr[i].text);
+        tr[i].text = out;
+        tr[i].len = len;
+    }
+    return 0;
+}
+
 static void on_translate_done(void *arg, upstream_err err,
                               const adapter_reply *replies, size_t n,
                               const upstream_info *info)
@@ -195,6 +232,8 @@ static void on_translate_done(void *arg, upstream_err err,
             set_error(r, 502, adapter_strerror(aerr), "vendor_bad_reply");
         goto done;
     }
+    if (r->masked && restore_translations(r, tr) != 0)
+        goto free_tr;
     tg_buf_init(&out, RESP_CAP);
     if (api_encode_translations(tr, r->treq.n_texts,
                                 r->treq.show_billed_characters == 1, &out) != 0) {
@@ -203,14 +242,17 @@ static void on_translate_done(void *arg, upstream_err err,
     } else {
         set_response(r, 200, &out);
         atomic_fetch_add(&r->w->rt->usage[r->client],
-                         (unsigned long long)api_count_chars(&r->treq));
+                         (unsigned long long)r->chars_in);
     }
+free_tr:
     adapter_translations_free(tr, r->treq.n_texts);
 done:
     log_debug("request %s: vendor %s status %ld after %d attempt(s), %.0f ms",
               r->id, info->address, info->last_status, info->attempts,
               info->elapsed_ms);
     api_translate_req_free(&r->treq);
+    pol_session_free(r->pol);
+    r->pol = NULL;
     resume(r);
 }
 
@@ -285,6 +327,161 @@ static int start_job(http_req *r, const rt_upstream *up, adapter_http *reqs,
     return 0;
 }
 
+/* Point *field (of *len bytes) at a new masked copy; the original stays
+ * with its owner.  Returns POL_OK or the engine's error. */
+static pol_err mask_field(pol_session *ps, char **field, size_t *len)
+{
+    char *masked = NULL;
+    size_t mlen = 0;
+    pol_err e = pol_session_process(ps, *field, *len, &masked, &mlen);
+
+    if (e != POL_OK)
+        return e;
+    *field = masked;
+    *len = mlen;
+    return POL_OK;
+}
+
+/* Add the placeholder element to a comma-separated tag list.  Returns 0 or
+ * -1 when out of memory. */
+static int add_ignore_tag(char **list)
+{
+    tg_buf b;
+
+    tg_buf_init(&b, 64 * 1024);
+    if (*list != NULL && (*list)[0] != '\0') {
+        tg_buf_adds(&b, *list);
+        tg_buf_adds(&b, ",");
+    }
+    if (tg_buf_adds(&b, POL_XML_TAG) != 0)
+        return -1;
+    free(*list);
+    *list = tg_buf_steal(&b, NULL);
+    return 0;
+}
+
+/* Classify and mask every field that goes upstream.  Returns 0 to go on, or
+ * -1 with the response set (refusal or error); nothing has been sent. */
+static int apply_policy(http_req *r, const rt_upstream *up)
+{
+    const tg_client_conf *cl = &r->w->rt->cfg->clients[r->client];
+    tg_translate_req *q = &r->treq;
+    pol_ph_style style;
+    pol_decision d;
+    pol_err e = POL_OK;
+    char **fields, **originals = NULL;
+    size_t *lens, n = q->n_texts + (q->context != NULL ? 1 : 0);
+    size_t ctx_len = q->context ? strlen(q->context) : 0;
+    int rc = -1;
+
+    memset(&d, 0, sizeof(d));
+    if (up->conf->adapter == TG_ADAPTER_APERTIUM)
+        style = POL_PH_TOKEN;
+    else if (q->tag_handling != NULL)
+        style = POL_PH_XML_MARKUP;   /* the terminal already sends markup */
+    else
+        style = POL_PH_XML;
+    r->pol = pol_session_new(r->w->rt->policy, style);
+    fields = calloc(n, sizeof(*fields));
+    lens = calloc(n, sizeof(*lens));
+    if (r->pol == NULL || fields == NULL || lens == NULL) {
+        e = POL_ERR_NOMEM;
+        goto fail;
+    }
+    /* Texts first, then the context: restoration numbers fields in the
+     * order they were processed. */
+    for (size_t i = 0; i < q->n_texts; i++) {
+        fields[i] = q->texts[i];
+        lens[i] = q->text_lens[i];
+    }
+    if (q->context != NULL) {
+        fields[q->n_texts] = q->context;
+        lens[q->n_texts] = ctx_len;
+    }
+    originals = calloc(n, sizeof(*originals));
+    if (originals == NULL) {
+        e = POL_ERR_NOMEM;
+        goto fail;
+    }
+    for (size_t i = 0; i < n; i++) {
+        originals[i] = fields[i];
+        e = mask_field(r->pol, &fields[i], &lens[i]);
+        if (e != POL_OK)
+            goto fail;
+    }
+    e = pol_decide(r->pol, cl->default_level, cl->clearance, up->conf->clearance, &d);
+    if (e != POL_OK || d.refuse) {
+        tg_buf b;
+        tg_buf_init(&b, 4096);
+        if (api_encode_error("Refused by policy: the request may not leave the agency "
+                             "(see the rule)", "policy_refused",
+                             d.rule_id ? d.rule_id : "policy_error", &b) != 0)
+            tg_buf_free(&b);
+        set_response(r, 403, &b);
+        log_info("request %s: refused by policy rule %s (level %d)", r->id,
+                 d.rule_id ? d.rule_id : "policy_error", d.level);
+        e = POL_OK;
+        goto fail;
+    }
+    r->masked = pol_session_total(r->pol) > 0;
+    if (!r->masked) {
+        /* Nothing to hide: the vendor gets the texts exactly as sent, with
+         * no placeholder handling to alter its behaviour. */
+        rc = 0;
+        goto fail;
+    }
+    for (size_t i = 0; i < n; i++) {
+        tg_wipe(originals[i], i < q->n_texts ? q->text_lens[i] : ctx_len);
+        free(originals[i]);
+        originals[i] = NULL;
+        if (i < q->n_texts) {
+            q->texts[i] = fields[i];
+            q->text_lens[i] = lens[i];
+        } else {
+            q->context = fields[i];
+        }
+        fields[i] = NULL;
+    }
+    if (up->conf->adapter == TG_ADAPTER_DEEPL) {
+        if (q->tag_handling == NULL) {
+            q->tag_handling = strdup("xml");
+            if (q->tag_handling == NULL) {
+                e = POL_ERR_NOMEM;
+                goto fail;
+            }
+        }
+        if (add_ignore_tag(&q->ignore_tags) != 0) {
+            e = POL_ERR_NOMEM;
+            goto fail;
+        }
+    }
+    rc = 0;
+fail:
+    /* Masked copies not taken over by the request are wiped; originals
+     * still belong to it. */
+    for (size_t i = 0; fields != NULL && i < n; i++) {
+        if (fields[i] != NULL && (originals == NULL || fields[i] != originals[i])) {
+            tg_wipe(fields[i], lens[i]);
+            free(fields[i]);
+        }
+    }
+    free(fields);
+    free(lens);
+    free(originals);
+    if (e != POL_OK) {
+        log_warn("request %s: policy: %s", r->id, pol_strerror(e));
+        if (e == POL_ERR_UTF8)
+            set_error(r, 400, "Bad request: a text is not valid UTF-8", "malformed_request");
+        else if (e == POL_ERR_TOO_LARGE)
+            set_error(r, 413, "Request too large for the policy engine", "body_too_large");
+        else
+            set_error(r, 500, "The policy engine could not check this request; "
+                      "nothing was sent", "policy_error");
+        rc = -1;
+    }
+    return rc;
+}
+
 static void handle_translate(http_req *r)
 {
     const rt_upstream *up = client_upstream(r);
@@ -314,6 +511,9 @@ static void handle_translate(http_req *r)
                   e == API_ERR_NOMEM ? "internal_error" : "malformed_request");
         return;
     }
+    r->chars_in = api_count_chars(&r->treq);
+    if (apply_policy(r, up) != 0)
+        goto fail;
     if (admit_inflight(r) != 0)
         goto fail;
     aerr = adapter_build_translate(up->conf, up->vendor_key, &r->treq, &reqs, &n);
@@ -336,6 +536,8 @@ static void handle_translate(http_req *r)
     return;
 fail:
     api_translate_req_free(&r->treq);
+    pol_session_free(r->pol);
+    r->pol = NULL;
 }
 
 static void handle_languages(http_req *r)
@@ -588,6 +790,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (r->resp != NULL)
         MHD_destroy_response(r->resp);
     api_translate_req_free(&r->treq);
+    pol_session_free(r->pol);
     tg_buf_free(&r->body);
     w->n_active--;
     free(r);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -195,6 +196,28 @@ static int load_upstream(rt_upstream *u, const tg_upstream_conf *c, FILE *errs)
     return resolve_upstream(u, errs);
 }
 
+const char *runtime_default_rules(void)
+{
+    static const char installed[] = TG_RULES_DIR "/default.json";
+
+    if (access(installed, R_OK) == 0)
+        return installed;
+    return TG_SOURCE_RULES_DIR "/default.json";
+}
+
+static pol_engine *load_policy(const tg_config *cfg, FILE *errs)
+{
+    const char *def = runtime_default_rules();
+    const char *const *files = (const char *const *)cfg->policy_rules;
+    size_t n = cfg->n_policy_rules;
+
+    if (n == 0) {
+        files = &def;
+        n = 1;
+    }
+    return pol_engine_load(files, n, errs);
+}
+
 tg_runtime *runtime_load(tg_config *cfg, FILE *errs)
 {
     tg_runtime *rt = calloc(1, sizeof(*rt));
@@ -231,6 +254,9 @@ tg_runtime *runtime_load(tg_config *cfg, FILE *errs)
     rt->auth = auth_load(cfg, errs);
     if (rt->auth == NULL)
         bad = 1;
+    rt->policy = load_policy(cfg, errs);
+    if (rt->policy == NULL)
+        bad = 1;
     if (bad)
         goto fail;
     return rt;
@@ -257,6 +283,7 @@ void runtime_free(tg_runtime *rt)
     free(rt->upstreams);
     free((void *)(uintptr_t)rt->usage);
     auth_free(rt->auth);
+    pol_engine_free(rt->policy);
     config_free(rt->cfg);
     free(rt);
 }
@@ -264,6 +291,10 @@ void runtime_free(tg_runtime *rt)
 int runtime_print(const tg_runtime *rt, FILE *out)
 {
     const tg_config *cfg = rt->cfg;
+
+    fprintf(out, "policy: %zu detector(s), %zu marking(s), %zu allow rule(s); digest %s\n",
+            pol_engine_ndetectors(rt->policy), pol_engine_nmarkings(rt->policy),
+            pol_engine_nallow(rt->policy), pol_engine_digest(rt->policy));
 
     for (size_t i = 0; i < cfg->n_listeners; i++) {
         fprintf(out, "listener %s\n", cfg->listeners[i].address);

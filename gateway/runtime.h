@@ -12,6 +12,7 @@
 #include <openssl/ssl.h>
 
 #include "auth.h"
+#include "pol.h"
 #include "config.h"
 #include "tls_profile.h"
 
@@ -29,6 +30,7 @@ typedef struct tg_runtime {
     SSL_CTX **listener_ctx;         /* one per cfg->listeners */
     const tls_profile **listener_profile;
     auth_table *auth;
+    pol_engine *policy;             /* compiled rule packs */
     rt_upstream *upstreams;         /* one per cfg->upstreams */
     /* The one mutable part: characters translated per client (index as in
      * cfg->clients), updated atomically by every worker. */
@@ -40,6 +42,10 @@ typedef struct tg_runtime {
  * profiles, load client key hashes and vendor keys, resolve vendor hosts.
  * Returns NULL after writing one line per problem to errs. */
 tg_runtime *runtime_load(tg_config *cfg, FILE *errs);
+
+/* The default rule pack: the installed one, else the source tree's (a
+ * development build run from its checkout).  Returns a static path. */
+const char *runtime_default_rules(void);
 
 /* Wipes secrets.  NULL-safe. */
 void runtime_free(tg_runtime *rt);

@@ -67,7 +67,7 @@ cat >"$dev/transgate.json" <<JSON
   ],
   "upstreams": [
     { "name": "apertium", "adapter": "apertium", "url": "https://localhost:$apy_port",
-      "ca_file": "pki/ca.pem", "default_source_lang": "EN" }
+      "ca_file": "pki/ca.pem", "default_source_lang": "EN", "clearance": 2 }
   ],
   "clients": [
     { "name": "terminal-1", "api_key_hashes": "terminal-1.hashes", "upstream": "apertium" }

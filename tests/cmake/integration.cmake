@@ -14,3 +14,8 @@ add_test(NAME gateway_apertium
   COMMAND ${TG_PYTHON3} ${PROJECT_SOURCE_DIR}/tests/integration/test_apertium.py)
 set_tests_properties(gateway_apertium PROPERTIES LABELS integration TIMEOUT 300
   ENVIRONMENT "${TG_IT_ENV}")
+
+add_test(NAME gateway_policy
+  COMMAND ${TG_PYTHON3} ${PROJECT_SOURCE_DIR}/tests/integration/test_policy_gateway.py)
+set_tests_properties(gateway_policy PROPERTIES LABELS integration TIMEOUT 300
+  ENVIRONMENT "${TG_IT_ENV}")

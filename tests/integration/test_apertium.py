@@ -27,7 +27,7 @@ def setUpModule():
     GW = harness.Gateway(W.path, CERTS, upstreams=[
         {"name": "apertium", "adapter": "apertium",
          "url": "https://localhost:%d" % APY.port, "ca_file": CERTS.ca,
-         "default_source_lang": "EN"}],
+         "default_source_lang": "EN", "clearance": 2}],
         clients=[{"name": "terminal-1", "upstream": "apertium"}]).start()
 
 
@@ -83,6 +83,25 @@ class ApertiumTest(unittest.TestCase):
         st, _, data = GW.request("GET", "/v2/languages?type=target", client="terminal-1")
         self.assertEqual(st, 200, data)
         self.assertIn("ES", [x["language"] for x in json.loads(data)])
+
+    def test_personal_data_survives_real_translation_through_placeholders(self):
+        text = "Please write to taro.yamada@example.jp or call 03-1234-5678 tomorrow."
+        st, _, data = GW.request("POST", "/v2/translate",
+                                 json.dumps({"text": [text], "source_lang": "EN",
+                                             "target_lang": "ES"}),
+                                 {"Content-Type": "application/json"}, client="terminal-1")
+        self.assertEqual(st, 200, data)
+        out = json.loads(data)["translations"][0]["text"]
+        self.assertIn("taro.yamada@example.jp", out)
+        self.assertIn("03-1234-5678", out)
+        self.assertIn("mañana", out)   # really translated, not echoed
+        self.assertNotIn("\u27e6", out)
+        self.assertNotIn("⟦", out)
+
+    def test_the_token_placeholder_passes_through_the_engine_unchanged(self):
+        out = apy_direct("Please write to ⟦1⟧ or call ⟦12⟧ tomorrow.")
+        self.assertIn("⟦1⟧", out)
+        self.assertIn("⟦12⟧", out)
 
     def test_deepl_node_client_library_gets_real_translations(self):
         node_dir = os.path.join(harness.SOURCE_DIR, "tests", "integration", "deepl_client")

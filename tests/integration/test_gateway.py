@@ -36,14 +36,14 @@ def setUpModule():
     stub_url = "https://localhost:%d" % STUB.port
     GW = harness.Gateway(W.path, CERTS, upstreams=[
         {"name": "stub", "adapter": "deepl", "url": stub_url, "api_key_file": key_file,
-         "ca_file": CERTS.ca, "max_retries": 2, "retry_backoff_ms": 50},
+         "ca_file": CERTS.ca, "max_retries": 2, "retry_backoff_ms": 50, "clearance": 2},
         {"name": "slow", "adapter": "deepl", "url": stub_url, "api_key_file": key_file,
          "ca_file": CERTS.ca, "connect_timeout_ms": 500, "timeout_ms": 700,
-         "max_retries": 0},
+         "max_retries": 0, "clearance": 2},
         {"name": "dead", "adapter": "deepl",
          "url": "https://127.0.0.1:%d" % harness.free_port(),
          "ca_file": CERTS.ca, "connect_timeout_ms": 500, "max_retries": 1,
-         "retry_backoff_ms": 20},
+         "retry_backoff_ms": 20, "clearance": 2},
     ], clients=[
         {"name": "terminal-a", "upstream": "stub"},
         {"name": "terminal-slow", "upstream": "slow"},
@@ -447,7 +447,8 @@ class DrainTest(unittest.TestCase):
         try:
             gw = harness.Gateway(w.path, CERTS, upstreams=[
                 {"name": "stub", "adapter": "deepl", "url": "https://localhost:%d" % STUB.port,
-                 "api_key_file": os.path.join(W.path, "vendor.apikey"), "ca_file": CERTS.ca}],
+                 "api_key_file": os.path.join(W.path, "vendor.apikey"), "ca_file": CERTS.ca,
+                 "clearance": 2}],
                 clients=[{"name": "t", "upstream": "stub"}], workers=1).start()
             result = {}
 

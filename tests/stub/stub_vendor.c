@@ -35,6 +35,8 @@
  *                        bytes, no '@'); later requests with the same id are
  *                        answered normally.  Without @@id@@ the key is "".
  *   @@garbage@@          200 with a body that is not JSON
+ *   @@droptags@@         translate, dropping every XML tag (<...>)
+ *   @@duptags@@          translate, writing every XML tag twice
  *   @@count=N@@          return N translations (0..10000) whatever the number
  *                        of input texts; entries past the last input repeat
  *                        the last input's translation ("[XX] " if none)
@@ -1482,7 +1484,10 @@ static int once_seen(const char *id)
 }
 
 /* The stub's "translation" of t into out. */
-static int translate(struct buf *out, const char *lang, const struct text *t)
+/* tags: 1 copy markup verbatim, 0 drop it, 2 write it twice (the last two
+ * let tests lose or duplicate the gateway's placeholders). */
+static int translate(struct buf *out, const char *lang, const struct text *t,
+                     int tags)
 {
     size_t i = 0;
     const char *l;
@@ -1499,8 +1504,9 @@ static int translate(struct buf *out, const char *lang, const struct text *t)
         if (c == '<') {
             const char *gt = memchr(t->p + i, '>', t->len - i);
             size_t n = gt ? (size_t)(gt - (t->p + i)) + 1 : t->len - i;
-            if (buf_add(out, t->p + i, n) < 0)
-                return -1;
+            for (int k = 0; k < tags; k++)
+                if (buf_add(out, t->p + i, n) < 0)
+                    return -1;
             i += n;
             continue;
         }
@@ -1588,6 +1594,7 @@ static int handle_translate(struct conn *c, const char *body, size_t blen,
     struct texts t = { NULL, 0, 0 };
     struct buf lang, out, tr;
     const struct text *first;
+    int tags;
     unsigned long v, count;
     char id[80];
     size_t i;
@@ -1643,6 +1650,7 @@ static int handle_translate(struct conn *c, const char *body, size_t blen,
                           sizeof garbage - 1, ka);
         goto done;
     }
+    tags = has_marker(first, "@@droptags@@") ? 0 : has_marker(first, "@@duptags@@") ? 2 : 1;
     count = t.n;
     if (marker_num(first, "count", 5, &v) == 0)
         count = v > MAX_COUNT ? MAX_COUNT : v;
@@ -1651,7 +1659,7 @@ static int handle_translate(struct conn *c, const char *body, size_t blen,
         goto done;
     for (i = 0; i < count; i++) {
         tr.len = 0;
-        if (translate(&tr, lang.p, &t.v[i < t.n ? i : t.n - 1]) < 0 ||
+        if (translate(&tr, lang.p, &t.v[i < t.n ? i : t.n - 1], tags) < 0 ||
             (i > 0 && buf_addc(&out, ',') < 0) ||
             buf_adds(&out, "{\"detected_source_language\":\"EN\",\"text\":") < 0 ||
             json_escape(&out, tr.p, tr.len) < 0 || buf_addc(&out, '}') < 0)
