@@ -14,8 +14,8 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 dev=build/dev
-gw_port=8443
-apy_port=2737
+gw_port=${TG_PORT:-8443}
+apy_port=${TG_APY_PORT:-2737}
 
 stop() {
     for name in transgate apertium; do
