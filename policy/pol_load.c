@@ -993,7 +993,7 @@ static int pol_build(pol_loader *ld, pol_engine *e)
     }
     e->lit_token = pcre2_compile((PCRE2_SPTR) "[\\x{27E6}\\x{27E7}]", PCRE2_ZERO_TERMINATED,
                                  PCRE2_UTF, &ec, &off, NULL);
-    e->lit_xml = pcre2_compile((PCRE2_SPTR) "<\\s*/?\\s*" POL_XML_TAG, PCRE2_ZERO_TERMINATED,
+    e->lit_xml = pcre2_compile((PCRE2_SPTR) "<(?:\\s|\\x{A0}|\\x{3000})*/?(?:\\s|\\x{A0}|\\x{3000})*" POL_XML_TAG, PCRE2_ZERO_TERMINATED,
                                PCRE2_UTF | PCRE2_CASELESS, &ec, &off, NULL);
     if (e->lit_token == NULL || e->lit_xml == NULL)
         return -1;

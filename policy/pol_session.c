@@ -198,13 +198,14 @@ pol_session *pol_session_new(const pol_engine *e, pol_ph_style style)
     s->style = style;
     s->md = pcre2_match_data_create(e->max_ovec, NULL);
     s->mc = pcre2_match_context_create(NULL);
-    s->js = pcre2_jit_stack_create(32 * 1024, POL_JIT_STACK_MAX, NULL);
-    if (s->md == NULL || s->mc == NULL || s->js == NULL)
+    if (s->md == NULL || s->mc == NULL)
         goto fail;
     pcre2_set_match_limit(s->mc, POL_MATCH_LIMIT);
     pcre2_set_depth_limit(s->mc, POL_DEPTH_LIMIT);
     pcre2_set_heap_limit(s->mc, POL_HEAP_LIMIT_KB);
-    pcre2_jit_stack_assign(s->mc, NULL, s->js);
+    /* No JIT stack yet: the default 32 KiB on the machine stack suffices
+     * for bounded patterns, and an mmap per request would dominate the
+     * cost of short texts.  pol_match creates one on first need. */
     return s;
 fail:
     pol_session_free(s);
@@ -372,6 +373,9 @@ static int pol_any_word(const pol_words *w, const char *t, size_t len)
     return 0;
 }
 
+static int pol_match(pol_session *s, const pcre2_code *re, const char *t, size_t len,
+                     size_t off);
+
 /* Apply context words and allow rules to a candidate.  1 keep, 0 drop,
  * <0 a PCRE2 error. */
 static int pol_keep(pol_session *s, const pol_detector *d, const char *t, size_t len,
@@ -395,8 +399,7 @@ static int pol_keep(pol_session *s, const pol_detector *d, const char *t, size_t
         int rc;
         if (!(a->types & ((uint64_t)1 << d->type)))
             continue;
-        rc = pcre2_match(a->re, (PCRE2_SPTR)(t + st), en - st, 0, PCRE2_NO_UTF_CHECK,
-                         s->md, s->mc);
+        rc = pol_match(s, a->re, t + st, en - st, 0);
         if (rc >= 0)
             return 0;
         if (rc != PCRE2_ERROR_NOMATCH)
@@ -419,13 +422,30 @@ static pol_err pol_add_cand(pol_session *s, size_t st, size_t en, long det)
 
 /* Run one pattern over the text, calling back per match through the
  * detector index (or marking index when mark != 0). */
+/* pcre2_match with this session's limits; grows to a private JIT stack
+ * (capped at POL_JIT_STACK_MAX) the first time the default is too small. */
+static int pol_match(pol_session *s, const pcre2_code *re, const char *t, size_t len,
+                     size_t off)
+{
+    int rc = pcre2_match(re, (PCRE2_SPTR)t, len, off, PCRE2_NO_UTF_CHECK, s->md, s->mc);
+
+    if (rc == PCRE2_ERROR_JIT_STACKLIMIT && s->js == NULL) {
+        s->js = pcre2_jit_stack_create(64 * 1024, POL_JIT_STACK_MAX, NULL);
+        if (s->js == NULL)
+            return PCRE2_ERROR_NOMEMORY;
+        pcre2_jit_stack_assign(s->mc, NULL, s->js);
+        rc = pcre2_match(re, (PCRE2_SPTR)t, len, off, PCRE2_NO_UTF_CHECK, s->md, s->mc);
+    }
+    return rc;
+}
+
 static pol_err pol_run(pol_session *s, const pcre2_code *re, const char *t, size_t len,
                        long det, int mark, size_t field)
 {
     size_t off = 0;
 
     while (off < len) {
-        int rc = pcre2_match(re, (PCRE2_SPTR)t, len, off, PCRE2_NO_UTF_CHECK, s->md, s->mc);
+        int rc = pol_match(s, re, t, len, off);
         PCRE2_SIZE *ov;
         size_t st, en;
         if (rc == PCRE2_ERROR_NOMATCH)
