@@ -26,7 +26,7 @@ typedef enum pol_validator {
     POL_V_DATE           /* a real calendar date */
 } pol_validator;
 
-#define POL_MAX_CONTEXT_WORDS 64
+#define POL_MAX_CONTEXT_WORDS 256
 
 typedef struct pol_words {
     char **w;
@@ -45,6 +45,8 @@ typedef struct pol_detector {
     int ctx_required;
     pol_action action;
     int priority;
+    pcre2_code *anchor;        /* literal alternation of anchor words, or NULL */
+    unsigned anchor_before, anchor_after;
 } pol_detector;
 
 typedef struct pol_marking {

@@ -34,8 +34,8 @@ typedef struct pol_src {
 typedef struct pol_det_spec {
     char *id, *type, *pattern;
     pol_validator validator;
-    pol_words ctx, not_ctx;
-    unsigned before, after;
+    pol_words ctx, not_ctx, anchor;
+    unsigned before, after, anchor_before, anchor_after;
     int required;
     pol_action action;
     int priority;
@@ -161,6 +161,7 @@ static void pol_det_spec_free(pol_det_spec *d)
     free(d->pattern);
     pol_words_free(&d->ctx);
     pol_words_free(&d->not_ctx);
+    pol_words_free(&d->anchor);
     memset(d, 0, sizeof *d);
 }
 
@@ -326,9 +327,9 @@ static int pol_get_bool(pol_loader *ld, const pol_src *src, json_t *obj,
     return json_is_true(v);
 }
 
-/* Array of non-empty strings at obj[key] into w. */
-static void pol_get_words(pol_loader *ld, const pol_src *src, json_t *ctx,
-                          const char *key, pol_words *w)
+/* Array of non-empty strings at obj[key] (obj is $.section[i].parent) into w. */
+static void pol_get_words_at(pol_loader *ld, const pol_src *src, json_t *ctx,
+                             const char *parent, const char *key, pol_words *w)
 {
     json_t *arr = json_object_get(ctx, key), *v;
     size_t i, n;
@@ -339,7 +340,7 @@ static void pol_get_words(pol_loader *ld, const pol_src *src, json_t *ctx,
     p[0].key = src->section;
     p[1].key = NULL;
     p[1].index = src->index;
-    p[2].key = "context";
+    p[2].key = parent;
     p[3].key = key;
     p[4].key = NULL;
     if (!json_is_array(arr) || json_array_size(arr) > POL_MAX_CONTEXT_WORDS) {
@@ -372,6 +373,12 @@ static void pol_get_words(pol_loader *ld, const pol_src *src, json_t *ctx,
     }
 }
 
+static void pol_get_words(pol_loader *ld, const pol_src *src, json_t *ctx,
+                          const char *key, pol_words *w)
+{
+    pol_get_words_at(ld, src, ctx, "context", key, w);
+}
+
 static const struct {
     const char *name;
     pol_validator v;
@@ -386,7 +393,8 @@ static void pol_parse_detector(pol_loader *ld, const pol_src *src, json_t *o,
                                pol_det_spec *d, int *enabled)
 {
     static const char *const keys[] = {"id", "type", "pattern", "validator",
-        "context", "action", "priority", "enabled", "description", NULL};
+        "context", "anchor", "action", "priority", "enabled", "description", NULL};
+    static const char *const akeys[] = {"words", "before", "after", NULL};
     static const char *const ckeys[] = {"words", "window", "before", "after",
         "required", "exclude", NULL};
     char *s;
@@ -429,6 +437,47 @@ static void pol_parse_detector(pol_loader *ld, const pol_src *src, json_t *o,
         free(s);
     }
     d->priority = (int)pol_get_int(ld, src, o, "priority", -1000, 1000, 0);
+    ctx = json_object_get(o, "anchor");
+    if (ctx != NULL) {
+        pol_jpath p[4] = {{src->section, 0}, {NULL, src->index}, {"anchor", 0}, {NULL, 0}};
+        const char *key;
+        json_t *v;
+        if (!json_is_object(ctx)) {
+            pol_report_entry(ld, src, "anchor", "must be an object");
+        } else {
+            json_object_foreach(ctx, key, v) {
+                int ok = 0;
+                for (i = 0; akeys[i] != NULL; i++)
+                    if (strcmp(key, akeys[i]) == 0)
+                        ok = 1;
+                p[3].key = key;
+                if (!ok)
+                    pol_report(ld, src->pack, p, 4, "unknown key");
+            }
+            pol_get_words_at(ld, src, ctx, "anchor", "words", &d->anchor);
+            if (d->anchor.n == 0) {
+                p[3].key = "words";
+                pol_report(ld, src->pack, p, 3, "an anchor needs \"words\"");
+            }
+            for (i = 0; i < 2; i++) {
+                const char *k = i == 0 ? "before" : "after";
+                json_t *w = json_object_get(ctx, k);
+                p[3].key = k;
+                if (w == NULL)
+                    continue;
+                if (!json_is_integer(w) || json_integer_value(w) < 0 ||
+                    json_integer_value(w) > POL_MAX_WINDOW) {
+                    pol_report(ld, src->pack, p, 4, "must be an integer between 0 and %d",
+                               POL_MAX_WINDOW);
+                    continue;
+                }
+                if (i == 0)
+                    d->anchor_before = (unsigned)json_integer_value(w);
+                else
+                    d->anchor_after = (unsigned)json_integer_value(w);
+            }
+        }
+    }
     ctx = json_object_get(o, "context");
     if (ctx != NULL) {
         pol_src csrc = *src;
@@ -837,6 +886,40 @@ static pcre2_code *pol_compile(pol_loader *ld, const pol_src *src,
     return re;
 }
 
+/* A literal alternation of words, every character escaped, JIT-compiled.
+ * Returns NULL when out of memory. */
+static pcre2_code *pol_compile_words(const pol_words *w)
+{
+    size_t cap = 16, n = 0, i, k;
+    char *pat;
+    pcre2_code *re;
+    int ec;
+    PCRE2_SIZE off;
+
+    for (i = 0; i < w->n; i++)
+        cap += 2 * w->len[i] + 1;
+    pat = malloc(cap);
+    if (pat == NULL)
+        return NULL;
+    for (i = 0; i < w->n; i++) {
+        if (i > 0)
+            pat[n++] = '|';
+        for (k = 0; k < w->len[i]; k++) {
+            unsigned char c = (unsigned char)w->w[i][k];
+            if (c < 0x80 && !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                              (c >= '0' && c <= '9')))
+                pat[n++] = '\\';
+            pat[n++] = (char)c;
+        }
+    }
+    pat[n] = '\0';
+    re = pcre2_compile((PCRE2_SPTR)pat, n, PCRE2_UTF | PCRE2_NEVER_BACKSLASH_C, &ec, &off, NULL);
+    free(pat);
+    if (re != NULL)
+        (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+    return re;
+}
+
 static void pol_engine_free_parts(pol_engine *e)
 {
     size_t i;
@@ -846,6 +929,7 @@ static void pol_engine_free_parts(pol_engine *e)
         pcre2_code_free(e->det[i].re);
         pol_words_free(&e->det[i].ctx);
         pol_words_free(&e->det[i].not_ctx);
+        pcre2_code_free(e->det[i].anchor);
     }
     free(e->det);
     for (i = 0; i < e->nmark; i++) {
@@ -920,9 +1004,21 @@ static int pol_build(pol_loader *ld, pol_engine *e)
                              POL_MAX_TYPES - 1);
             continue;
         }
-        d->re = pol_compile(ld, &s->src, s->pattern, 0);
+        d->re = pol_compile(ld, &s->src, s->pattern,
+                            s->anchor.n > 0 ? PCRE2_USE_OFFSET_LIMIT : 0);
         if (d->re == NULL)
             continue;
+        if (s->anchor.n > 0) {
+            d->anchor = pol_compile_words(&s->anchor);
+            if (d->anchor == NULL) {
+                pol_report_entry(ld, &s->src, "anchor", "cannot compile anchor words");
+                pcre2_code_free(d->re);
+                d->re = NULL;
+                continue;
+            }
+            d->anchor_before = s->anchor_before;
+            d->anchor_after = s->anchor_after;
+        }
         d->id = s->id;
         s->id = NULL;
         d->type = (size_t)t;

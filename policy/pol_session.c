@@ -50,6 +50,7 @@ struct pol_session {
     pol_ph_style style;
     pcre2_match_data *md;
     pcre2_match_context *mc;
+    pcre2_match_context *mc_lim;   /* same limits, plus an offset limit */
     pcre2_jit_stack *js;
     pol_value *vals;
     size_t nvals, capvals;
@@ -198,11 +199,15 @@ pol_session *pol_session_new(const pol_engine *e, pol_ph_style style)
     s->style = style;
     s->md = pcre2_match_data_create(e->max_ovec, NULL);
     s->mc = pcre2_match_context_create(NULL);
-    if (s->md == NULL || s->mc == NULL)
+    s->mc_lim = pcre2_match_context_create(NULL);
+    if (s->md == NULL || s->mc == NULL || s->mc_lim == NULL)
         goto fail;
     pcre2_set_match_limit(s->mc, POL_MATCH_LIMIT);
     pcre2_set_depth_limit(s->mc, POL_DEPTH_LIMIT);
     pcre2_set_heap_limit(s->mc, POL_HEAP_LIMIT_KB);
+    pcre2_set_match_limit(s->mc_lim, POL_MATCH_LIMIT);
+    pcre2_set_depth_limit(s->mc_lim, POL_DEPTH_LIMIT);
+    pcre2_set_heap_limit(s->mc_lim, POL_HEAP_LIMIT_KB);
     /* No JIT stack yet: the default 32 KiB on the machine stack suffices
      * for bounded patterns, and an mmap per request would dominate the
      * cost of short texts.  pol_match creates one on first need. */
@@ -233,6 +238,7 @@ void pol_session_free(pol_session *s)
     free(s->claimed);
     pcre2_match_data_free(s->md);
     pcre2_match_context_free(s->mc);
+    pcre2_match_context_free(s->mc_lim);
     pcre2_jit_stack_free(s->js);
     pol_wipe(s, sizeof *s);
     free(s);
@@ -374,7 +380,7 @@ static int pol_any_word(const pol_words *w, const char *t, size_t len)
 }
 
 static int pol_match(pol_session *s, const pcre2_code *re, const char *t, size_t len,
-                     size_t off);
+                     size_t off, pcre2_match_context *mc);
 
 /* Apply context words and allow rules to a candidate.  1 keep, 0 drop,
  * <0 a PCRE2 error. */
@@ -399,7 +405,7 @@ static int pol_keep(pol_session *s, const pol_detector *d, const char *t, size_t
         int rc;
         if (!(a->types & ((uint64_t)1 << d->type)))
             continue;
-        rc = pol_match(s, a->re, t + st, en - st, 0);
+        rc = pol_match(s, a->re, t + st, en - st, 0, s->mc);
         if (rc >= 0)
             return 0;
         if (rc != PCRE2_ERROR_NOMATCH)
@@ -420,34 +426,69 @@ static pol_err pol_add_cand(pol_session *s, size_t st, size_t en, long det)
     return POL_OK;
 }
 
-/* Run one pattern over the text, calling back per match through the
- * detector index (or marking index when mark != 0). */
 /* pcre2_match with this session's limits; grows to a private JIT stack
  * (capped at POL_JIT_STACK_MAX) the first time the default is too small. */
 static int pol_match(pol_session *s, const pcre2_code *re, const char *t, size_t len,
-                     size_t off)
+                     size_t off, pcre2_match_context *mc)
 {
-    int rc = pcre2_match(re, (PCRE2_SPTR)t, len, off, PCRE2_NO_UTF_CHECK, s->md, s->mc);
+    int rc = pcre2_match(re, (PCRE2_SPTR)t, len, off, PCRE2_NO_UTF_CHECK, s->md, mc);
 
     if (rc == PCRE2_ERROR_JIT_STACKLIMIT && s->js == NULL) {
         s->js = pcre2_jit_stack_create(64 * 1024, POL_JIT_STACK_MAX, NULL);
         if (s->js == NULL)
             return PCRE2_ERROR_NOMEMORY;
         pcre2_jit_stack_assign(s->mc, NULL, s->js);
-        rc = pcre2_match(re, (PCRE2_SPTR)t, len, off, PCRE2_NO_UTF_CHECK, s->md, s->mc);
+        pcre2_jit_stack_assign(s->mc_lim, NULL, s->js);
+        rc = pcre2_match(re, (PCRE2_SPTR)t, len, off, PCRE2_NO_UTF_CHECK, s->md, mc);
     }
     return rc;
 }
 
+/* Record one match: a marking hit, a literal placeholder, or a detector
+ * candidate that passes its validator, context and allow rules. */
+static pol_err pol_hit(pol_session *s, long det, int mark, size_t field,
+                       const char *t, size_t len, size_t st, size_t en)
+{
+    if (mark) {
+        const pol_marking *m = &s->e->mark[det];
+        if (pol_grow((void **)&s->marks, &s->capmarks, s->nmarks + 1, sizeof *s->marks) != 0)
+            return POL_ERR_NOMEM;
+        s->marks[s->nmarks].field = field;
+        s->marks[s->nmarks].start = st;
+        s->marks[s->nmarks].end = en;
+        s->marks[s->nmarks].level = m->level;
+        s->marks[s->nmarks].rule_id = m->id;
+        s->nmarks++;
+        if (m->level > s->level) {
+            s->level = m->level;
+            s->level_rule = m->id;
+        }
+        return POL_OK;
+    }
+    if (det < 0)
+        return pol_add_cand(s, st, en, -1);
+    {
+        int k = pol_keep(s, &s->e->det[det], t, len, st, en);
+        if (k < 0)
+            return pol_rc_err(k);
+        if (k > 0)
+            return pol_add_cand(s, st, en, det);
+    }
+    return POL_OK;
+}
+
+/* Run one pattern over the whole text (det: detector index, -1 for the
+ * literal-placeholder pattern; marking index when mark != 0). */
 static pol_err pol_run(pol_session *s, const pcre2_code *re, const char *t, size_t len,
                        long det, int mark, size_t field)
 {
     size_t off = 0;
 
     while (off < len) {
-        int rc = pol_match(s, re, t, len, off);
+        int rc = pol_match(s, re, t, len, off, s->mc);
         PCRE2_SIZE *ov;
         size_t st, en;
+        pol_err pe;
         if (rc == PCRE2_ERROR_NOMATCH)
             break;
         if (rc < 0)
@@ -461,34 +502,58 @@ static pol_err pol_run(pol_session *s, const pcre2_code *re, const char *t, size
             continue;
         }
         off = en;
-        if (mark) {
-            const pol_marking *m = &s->e->mark[det];
-            if (pol_grow((void **)&s->marks, &s->capmarks, s->nmarks + 1,
-                         sizeof *s->marks) != 0)
-                return POL_ERR_NOMEM;
-            s->marks[s->nmarks].field = field;
-            s->marks[s->nmarks].start = st;
-            s->marks[s->nmarks].end = en;
-            s->marks[s->nmarks].level = m->level;
-            s->marks[s->nmarks].rule_id = m->id;
-            s->nmarks++;
-            if (m->level > s->level) {
-                s->level = m->level;
-                s->level_rule = m->id;
+        if ((pe = pol_hit(s, det, mark, field, t, len, st, en)) != POL_OK)
+            return pe;
+    }
+    return POL_OK;
+}
+
+/* Run an anchored detector: find its anchor words first (one fast literal
+ * scan), then search for matches starting only within [anchor start -
+ * before, anchor end + after].  Windows are visited in order and a match
+ * is never searched again before the end of the previous one, so the work
+ * stays linear in the text. */
+static pol_err pol_run_anchored(pol_session *s, long det, const char *t, size_t len,
+                                size_t field)
+{
+    const pol_detector *d = &s->e->det[det];
+    size_t aoff = 0, next = 0;
+
+    while (aoff < len) {
+        int rc = pol_match(s, d->anchor, t, len, aoff, s->mc);
+        PCRE2_SIZE *ov;
+        size_t as, ae, lo, hi;
+        if (rc == PCRE2_ERROR_NOMATCH)
+            break;
+        if (rc < 0)
+            return pol_rc_err(rc);
+        ov = pcre2_get_ovector_pointer(s->md);
+        as = ov[0];
+        ae = ov[1];
+        aoff = ae > aoff ? ae : pol_fwd_cp(t, len, aoff, 1);
+        lo = pol_back_cp(t, as, d->anchor_before);
+        hi = pol_fwd_cp(t, len, ae, d->anchor_after);
+        if (lo < next)
+            lo = next;
+        while (lo <= hi && lo < len) {
+            size_t st, en;
+            pol_err pe;
+            pcre2_set_offset_limit(s->mc_lim, hi);
+            rc = pol_match(s, d->re, t, len, lo, s->mc_lim);
+            if (rc == PCRE2_ERROR_NOMATCH)
+                break;
+            if (rc < 0)
+                return pol_rc_err(rc);
+            ov = pcre2_get_ovector_pointer(s->md);
+            st = ov[0];
+            en = ov[1];
+            if (en <= lo || en <= st) {
+                lo = pol_fwd_cp(t, len, en > lo ? en : lo, 1);
+                continue;
             }
-        } else if (det < 0) {
-            pol_err pe = pol_add_cand(s, st, en, -1);
-            if (pe != POL_OK)
+            lo = next = en;
+            if ((pe = pol_hit(s, det, 0, field, t, len, st, en)) != POL_OK)
                 return pe;
-        } else {
-            int k = pol_keep(s, &s->e->det[det], t, len, st, en);
-            if (k < 0)
-                return pol_rc_err(k);
-            if (k > 0) {
-                pol_err pe = pol_add_cand(s, st, en, det);
-                if (pe != POL_OK)
-                    return pe;
-            }
         }
     }
     return POL_OK;
@@ -676,6 +741,11 @@ pol_err pol_session_process(pol_session *s, const char *text, size_t len,
         const pol_detector *d = &e->det[i];
         /* A detector that needs context cannot match when no context word
          * occurs anywhere: skip the scan. */
+        if (d->anchor != NULL) {
+            if ((pe = pol_run_anchored(s, (long)i, text, len, field)) != POL_OK)
+                goto fail;
+            continue;
+        }
         if (d->ctx_required && !pol_any_word(&d->ctx, text, len))
             continue;
         if ((pe = pol_run(s, d->re, text, len, (long)i, 0, field)) != POL_OK)
