@@ -1252,10 +1252,238 @@ static json_t *config_get_list(config_ctx *c, json_t *root, const char *key,
     return a;
 }
 
+/* An optional array of 1..max strings at key, each checked by ok() (may be
+ * NULL).  Returns 1 with a new NULL-free array in *out and its size in *n,
+ * 0 when absent, -1 after reporting. */
+static int config_get_strings(config_ctx *c, json_t *obj, const char *key,
+                              size_t max, int (*ok)(const char *),
+                              const char *what, char ***out, size_t *n)
+{
+    json_t *a = config_member(c, obj, key, 0);
+    size_t i, saved;
+    char **v;
+    int bad = 0;
+
+    if (a == NULL)
+        return 0;
+    if (!json_is_array(a) || json_array_size(a) == 0 || json_array_size(a) > max) {
+        config_err_at(c, key, "expected an array of 1 to %zu %s", max, what);
+        return -1;
+    }
+    v = calloc(json_array_size(a), sizeof(*v));
+    if (v == NULL) {
+        c->oom = 1;
+        return -1;
+    }
+    saved = config_push(c, key);
+    for (i = 0; i < json_array_size(a); i++) {
+        json_t *e = json_array_get(a, i);
+        size_t s2 = config_push_index(c, i);
+        if (!json_is_string(e)) {
+            config_err_here(c, "expected a string, got %s", config_type_name(e));
+            bad = 1;
+        } else if (ok != NULL && !ok(json_string_value(e))) {
+            config_err_here(c, "not a valid %s", what);
+            bad = 1;
+        } else {
+            v[i] = config_dup(c, json_string_value(e));
+        }
+        config_pop(c, s2);
+    }
+    config_pop(c, saved);
+    if (bad || c->oom) {
+        for (i = 0; i < json_array_size(a); i++)
+            free(v[i]);
+        free(v);
+        return -1;
+    }
+    *out = v;
+    *n = json_array_size(a);
+    return 1;
+}
+
+/* "sha256//" followed by the base64 of a 32-byte digest (44 characters). */
+static int config_valid_pin(const char *s)
+{
+    size_t i;
+
+    if (strncmp(s, "sha256//", 8) != 0 || strlen(s) != 8 + 44 || s[8 + 43] != '=')
+        return 0;
+    for (i = 8; i < 8 + 43; i++) {
+        char ch = s[i];
+        if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+              (ch >= '0' && ch <= '9') || ch == '+' || ch == '/'))
+            return 0;
+    }
+    return 1;
+}
+
+/* A certificate subject CN: printable ASCII without '/', ',' or '=' (so it
+ * cannot be confused with a DN), 1 to 64 characters. */
+static int config_valid_cn(const char *s)
+{
+    size_t i, n = strlen(s);
+
+    if (n == 0 || n > 64)
+        return 0;
+    for (i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e ||
+            s[i] == '/' || s[i] == ',' || s[i] == '=')
+            return 0;
+    return 1;
+}
+
+/* Parse "ADDRESS/PREFIX" (IPv4 or IPv6, numeric).  Host bits must be zero
+ * so a typo cannot silently widen or shift the network.  Returns 0 or -1. */
+static int config_parse_cidr(const char *s, tg_cidr *out)
+{
+    char host[INET6_ADDRSTRLEN + 1];
+    const char *slash = strchr(s, '/');
+    size_t hl;
+    int maxp, bits, i;
+    char *end = NULL;
+    long p;
+
+    if (slash == NULL || (hl = (size_t)(slash - s)) == 0 || hl >= sizeof(host))
+        return -1;
+    memcpy(host, s, hl);
+    host[hl] = '\0';
+    memset(out, 0, sizeof(*out));
+    if (inet_pton(AF_INET, host, out->addr) == 1) {
+        out->family = AF_INET;
+        maxp = 32;
+    } else if (inet_pton(AF_INET6, host, out->addr) == 1) {
+        out->family = AF_INET6;
+        maxp = 128;
+    } else {
+        return -1;
+    }
+    if (slash[1] < '0' || slash[1] > '9')
+        return -1;
+    errno = 0;
+    p = strtol(slash + 1, &end, 10);
+    if (errno != 0 || *end != '\0' || p < 0 || p > maxp)
+        return -1;
+    out->prefix = (int)p;
+    for (bits = (int)p, i = 0; i < maxp / 8; i++, bits -= 8) {
+        unsigned char mask = bits >= 8 ? 0xff : bits <= 0 ? 0 : (unsigned char)(0xff << (8 - bits));
+        if (out->addr[i] & (unsigned char)~mask)
+            return -1;
+    }
+    return 0;
+}
+
+static int config_valid_cidr(const char *s)
+{
+    tg_cidr tmp;
+    return config_parse_cidr(s, &tmp) == 0;
+}
+
+int config_cidr_match(const tg_cidr *net, int family, const unsigned char *addr)
+{
+    int bits = net->prefix, i;
+
+    if (family != net->family)
+        return 0;
+    for (i = 0; bits > 0; i++, bits -= 8) {
+        unsigned char mask = bits >= 8 ? 0xff : (unsigned char)(0xff << (8 - bits));
+        if ((addr[i] & mask) != net->addr[i])
+            return 0;
+    }
+    return 1;
+}
+
+/* "udp:HOST:PORT" or "tcp:HOST:PORT" with a numeric host (IPv6 in brackets). */
+static int config_valid_syslog(const char *s)
+{
+    char host[INET6_ADDRSTRLEN + 1];
+    unsigned char tmp[16];
+    const char *h, *colon;
+    size_t hl;
+    int port;
+
+    if (strncmp(s, "udp:", 4) != 0 && strncmp(s, "tcp:", 4) != 0)
+        return 0;
+    h = s + 4;
+    if (*h == '[') {
+        const char *rb = strchr(h, ']');
+        if (rb == NULL || rb[1] != ':')
+            return 0;
+        hl = (size_t)(rb - h - 1);
+        if (hl == 0 || hl >= sizeof(host))
+            return 0;
+        memcpy(host, h + 1, hl);
+        host[hl] = '\0';
+        colon = rb + 1;
+        if (inet_pton(AF_INET6, host, tmp) != 1)
+            return 0;
+    } else {
+        colon = strrchr(h, ':');
+        if (colon == NULL || (hl = (size_t)(colon - h)) == 0 || hl >= sizeof(host))
+            return 0;
+        memcpy(host, h, hl);
+        host[hl] = '\0';
+        if (inet_pton(AF_INET, host, tmp) != 1)
+            return 0;
+    }
+    return config_parse_port(colon + 1, strlen(colon + 1), &port) == 0;
+}
+
+static void config_audit_section(config_ctx *c, json_t *root, tg_config *cfg)
+{
+    static const char *const keys[] = {
+        "path", "key_file", "fsync", "fsync_interval_ms", "queue_size",
+        "on_failure", "syslog", NULL
+    };
+    int bad = 0;
+    json_t *o = config_get_obj(c, root, "audit", &bad);
+    const char *s = NULL;
+    size_t base;
+
+    cfg->audit_fsync_interval_ms = 1000;
+    cfg->audit_queue_size = 65536;
+    if (o == NULL)
+        return;
+    base = config_push(c, "audit");
+    config_check_keys(c, o, keys);
+    /* The trail is created if absent; its directory must exist. */
+    config_get_path(c, o, "path", 1, 1, &cfg->audit_path);
+    config_get_path(c, o, "key_file", 1, 0, &cfg->audit_key_file);
+    if (config_get_str(c, o, "fsync", 0, &s) == 1) {
+        if (strcmp(s, "always") == 0)
+            cfg->audit_fsync = 0;
+        else if (strcmp(s, "interval") == 0)
+            cfg->audit_fsync = 1;
+        else if (strcmp(s, "never") == 0)
+            cfg->audit_fsync = 2;
+        else
+            config_err_at(c, "fsync", "expected \"always\", \"interval\" or \"never\"");
+    }
+    config_get_int(c, o, "fsync_interval_ms", 10, 60000, &cfg->audit_fsync_interval_ms);
+    config_get_int(c, o, "queue_size", 16, 10000000, &cfg->audit_queue_size);
+    s = NULL;
+    if (config_get_str(c, o, "on_failure", 0, &s) == 1) {
+        if (strcmp(s, "continue") == 0)
+            cfg->audit_continue_on_failure = true;
+        else if (strcmp(s, "refuse") != 0)
+            config_err_at(c, "on_failure", "expected \"refuse\" or \"continue\"");
+    }
+    s = NULL;
+    if (config_get_str(c, o, "syslog", 0, &s) == 1) {
+        if (!config_valid_syslog(s))
+            config_err_at(c, "syslog", "expected \"udp:HOST:PORT\" or \"tcp:HOST:PORT\" "
+                          "with a numeric host");
+        else
+            cfg->audit_syslog = config_dup(c, s);
+    }
+    config_pop(c, base);
+}
+
 static void config_listeners(config_ctx *c, json_t *root, tg_config *cfg)
 {
     static const char *const keys[] = {
-        "address", "certificate", "private_key", "tls_profile", NULL
+        "address", "certificate", "private_key", "tls_profile", "client_auth",
+        "client_ca_file", "crl_file", NULL
     };
     json_t *a = config_get_list(c, root, "listeners", CONFIG_MAX_LISTENERS,
                                 "listener");
@@ -1298,6 +1526,25 @@ static void config_listeners(config_ctx *c, json_t *root, tg_config *cfg)
         config_get_path(c, o, "certificate", 1, 0, &l->certificate);
         config_get_path(c, o, "private_key", 1, 0, &l->private_key);
         config_get_profile(c, o, "tls_profile", &l->tls_profile);
+        {
+            const char *ca = NULL;
+            if (config_get_str(c, o, "client_auth", 0, &ca) == 1) {
+                if (strcmp(ca, "required") == 0)
+                    l->client_auth = TG_CLIENT_AUTH_REQUIRED;
+                else if (strcmp(ca, "optional") == 0)
+                    l->client_auth = TG_CLIENT_AUTH_OPTIONAL;
+                else if (strcmp(ca, "none") != 0)
+                    config_err_at(c, "client_auth",
+                                  "expected \"none\", \"optional\" or \"required\"");
+            }
+        }
+        config_get_path(c, o, "client_ca_file", l->client_auth != TG_CLIENT_AUTH_NONE,
+                        0, &l->client_ca_file);
+        config_get_path(c, o, "crl_file", 0, 0, &l->crl_file);
+        if (l->client_auth == TG_CLIENT_AUTH_NONE &&
+            (json_object_get(o, "client_ca_file") || json_object_get(o, "crl_file")))
+            config_err_at(c, json_object_get(o, "client_ca_file") ? "client_ca_file" : "crl_file",
+                          "client certificates are not asked for: set client_auth");
         config_pop(c, saved);
     }
     config_pop(c, base);
@@ -1308,7 +1555,8 @@ static void config_upstreams(config_ctx *c, json_t *root, tg_config *cfg)
     static const char *const keys[] = {
         "name", "adapter", "url", "api_key_file", "ca_file", "tls_profile",
         "connect_timeout_ms", "timeout_ms", "max_retries", "retry_backoff_ms",
-        "max_connections", "default_source_lang", "clearance", NULL
+        "max_connections", "default_source_lang", "clearance", "pins", "proxy",
+        NULL
     };
     json_t *a = config_get_list(c, root, "upstreams", CONFIG_MAX_UPSTREAMS,
                                 "upstream");
@@ -1396,6 +1644,20 @@ static void config_upstreams(config_ctx *c, json_t *root, tg_config *cfg)
         v = u->clearance;
         if (config_get_int(c, o, "clearance", 1, 2, &v) == 1)
             u->clearance = (int)v;
+        config_get_strings(c, o, "pins", 16, config_valid_pin,
+                           "\"sha256//<base64 of 32 bytes>\" public key pin",
+                           &u->pins, &u->n_pins);
+        s = NULL;
+        if (config_get_str(c, o, "proxy", 0, &s) == 1) {
+            /* An http:// proxy tunnels TLS (CONNECT): the vendor leg stays
+             * end-to-end encrypted and verified through it. */
+            if (strncmp(s, "http://", 7) != 0 || strlen(s) > 512 ||
+                strpbrk(s + 7, "@ \t\r\n/?#") != NULL)
+                config_err_at(c, "proxy", "expected \"http://HOST:PORT\" without "
+                              "credentials or path");
+            else
+                u->proxy = config_dup(c, s);
+        }
         config_pop(c, saved);
     }
     config_pop(c, base);
@@ -1406,7 +1668,10 @@ static void config_clients(config_ctx *c, json_t *root, tg_config *cfg,
 {
     static const char *const keys[] = {
         "name", "api_key_hashes", "upstream", "disabled", "default_level",
-        "clearance", NULL
+        "clearance", "cert_cn", "source_networks", "limits", NULL
+    };
+    static const char *const limit_keys[] = {
+        "max_concurrent", "requests_per_second", "chars_per_day", NULL
     };
     json_t *a = config_get_list(c, root, "clients", CONFIG_MAX_CLIENTS,
                                 "client");
@@ -1448,9 +1713,48 @@ static void config_clients(config_ctx *c, json_t *root, tg_config *cfg,
                 }
             }
         }
-        config_get_path(c, o, "api_key_hashes", 1,
+        config_get_strings(c, o, "cert_cn", 64, config_valid_cn,
+                           "certificate subject CN", &cl->cert_cn, &cl->n_cert_cn);
+        /* A client proves itself with a key, a certificate, or both. */
+        config_get_path(c, o, "api_key_hashes", 0,
                         (c->flags & CONFIG_ALLOW_MISSING_KEY_HASHES) != 0,
                         &cl->api_key_hashes);
+        if (json_object_get(o, "api_key_hashes") == NULL &&
+            json_object_get(o, "cert_cn") == NULL)
+            config_err_here(c, "a client needs \"api_key_hashes\", \"cert_cn\" or both");
+        {
+            char **nets = NULL;
+            size_t nn = 0;
+            if (config_get_strings(c, o, "source_networks", 256, config_valid_cidr,
+                                   "network such as \"10.1.0.0/16\" or \"2001:db8::/32\" "
+                                   "(host bits zero)", &nets, &nn) == 1) {
+                cl->networks = calloc(nn, sizeof(*cl->networks));
+                if (cl->networks == NULL)
+                    c->oom = 1;
+                for (j = 0; cl->networks != NULL && j < nn; j++)
+                    config_parse_cidr(nets[j], &cl->networks[j]);
+                if (cl->networks != NULL)
+                    cl->n_networks = nn;
+                for (j = 0; j < nn; j++)
+                    free(nets[j]);
+                free(nets);
+            }
+        }
+        {
+            int lbad = 0;
+            json_t *lim = config_get_obj(c, o, "limits", &lbad);
+            if (lim != NULL) {
+                size_t s2 = config_push(c, "limits");
+                long cpd = 0;
+                config_check_keys(c, lim, limit_keys);
+                config_get_int(c, lim, "max_concurrent", 0, 1000000, &cl->max_concurrent);
+                config_get_int(c, lim, "requests_per_second", 0, 1000000,
+                               &cl->requests_per_second);
+                if (config_get_int(c, lim, "chars_per_day", 0, 2000000000L, &cpd) == 1)
+                    cl->chars_per_day = cpd;
+                config_pop(c, s2);
+            }
+        }
         if (config_get_name(c, o, "upstream", &cl->upstream) == 1 &&
             check_refs && config_upstream_index(cfg, cl->upstream) < 0)
             config_err_at(c, "upstream", "no upstream named \"%s\" is defined",
@@ -1584,7 +1888,7 @@ tg_config *config_load(const char *path, FILE *errs)
 tg_config *config_load_opts(const char *path, unsigned flags, FILE *errs)
 {
     static const char *const keys[] = {
-        "workers", "log", "limits", "policy", "listeners", "upstreams",
+        "workers", "log", "limits", "policy", "audit", "listeners", "upstreams",
         "clients", NULL
     };
     config_ctx c;
@@ -1665,6 +1969,7 @@ tg_config *config_load_opts(const char *path, unsigned flags, FILE *errs)
     config_log_section(&c, root, cfg);
     config_limits_section(&c, root, cfg);
     config_policy_section(&c, root, cfg);
+    config_audit_section(&c, root, cfg);
     config_listeners(&c, root, cfg);
     config_upstreams(&c, root, cfg);
     /* Without a usable upstream list every client would also be reported
@@ -1715,6 +2020,8 @@ void config_free(tg_config *cfg)
         free(cfg->listeners[i].certificate);
         free(cfg->listeners[i].private_key);
         free(cfg->listeners[i].tls_profile);
+        free(cfg->listeners[i].client_ca_file);
+        free(cfg->listeners[i].crl_file);
     }
     free(cfg->listeners);
     for (i = 0; i < cfg->n_upstreams; i++) {
@@ -1726,17 +2033,28 @@ void config_free(tg_config *cfg)
         free(cfg->upstreams[i].ca_file);
         free(cfg->upstreams[i].tls_profile);
         free(cfg->upstreams[i].default_source_lang);
+        for (size_t k = 0; k < cfg->upstreams[i].n_pins; k++)
+            free(cfg->upstreams[i].pins[k]);
+        free(cfg->upstreams[i].pins);
+        free(cfg->upstreams[i].proxy);
     }
     free(cfg->upstreams);
     for (i = 0; i < cfg->n_clients; i++) {
         free(cfg->clients[i].name);
         free(cfg->clients[i].api_key_hashes);
         free(cfg->clients[i].upstream);
+        for (size_t k = 0; k < cfg->clients[i].n_cert_cn; k++)
+            free(cfg->clients[i].cert_cn[k]);
+        free(cfg->clients[i].cert_cn);
+        free(cfg->clients[i].networks);
     }
     free(cfg->clients);
     for (i = 0; cfg->policy_rules != NULL && i < cfg->n_policy_rules; i++)
         free(cfg->policy_rules[i]);
     free(cfg->policy_rules);
+    free(cfg->audit_path);
+    free(cfg->audit_key_file);
+    free(cfg->audit_syslog);
     free(cfg->path);
     free(cfg);
 }
@@ -1812,6 +2130,16 @@ int config_print(const tg_config *cfg, FILE *out)
         fprintf(out, "    - %s\n", cfg->policy_rules[i]);
     fprintf(out, "  placeholder_loss: %s\n",
             cfg->placeholder_best_effort ? "best_effort" : "fail");
+    if (cfg->audit_path != NULL)
+        fprintf(out, "audit:\n  path: %s\n  key_file: %s\n  fsync: %s\n"
+                "  fsync_interval_ms: %ld\n  queue_size: %ld\n  on_failure: %s\n"
+                "  syslog: %s\n", cfg->audit_path, cfg->audit_key_file,
+                cfg->audit_fsync == 0 ? "always" : cfg->audit_fsync == 1 ? "interval" : "never",
+                cfg->audit_fsync_interval_ms, cfg->audit_queue_size,
+                cfg->audit_continue_on_failure ? "continue" : "refuse",
+                cfg->audit_syslog ? cfg->audit_syslog : "(none)");
+    else
+        fprintf(out, "audit: (none)\n");
     fprintf(out, "listeners:\n");
     for (i = 0; i < cfg->n_listeners; i++) {
         const tg_listener_conf *l = &cfg->listeners[i];
@@ -1820,9 +2148,16 @@ int config_print(const tg_config *cfg, FILE *out)
                 "    port: %s\n"
                 "    certificate: %s\n"
                 "    private_key: %s\n"
-                "    tls_profile: %s\n",
+                "    tls_profile: %s\n"
+                "    client_auth: %s\n"
+                "    client_ca_file: %s\n"
+                "    crl_file: %s\n",
                 l->address, l->host, l->port, l->certificate, l->private_key,
-                l->tls_profile);
+                l->tls_profile,
+                l->client_auth == TG_CLIENT_AUTH_REQUIRED ? "required" :
+                l->client_auth == TG_CLIENT_AUTH_OPTIONAL ? "optional" : "none",
+                l->client_ca_file ? l->client_ca_file : "(none)",
+                l->crl_file ? l->crl_file : "(none)");
     }
     fprintf(out, "upstreams:\n");
     for (i = 0; i < cfg->n_upstreams; i++) {
@@ -1851,6 +2186,12 @@ int config_print(const tg_config *cfg, FILE *out)
                 u->max_retries, u->retry_backoff_ms, u->max_connections,
                 u->default_source_lang ? u->default_source_lang : "(none)",
                 u->clearance);
+        fprintf(out, "    proxy: %s\n    pins:", u->proxy ? u->proxy : "(none)");
+        if (u->n_pins == 0)
+            fprintf(out, " (none)");
+        for (size_t k = 0; k < u->n_pins; k++)
+            fprintf(out, " %s", u->pins[k]);
+        fprintf(out, "\n");
     }
     fprintf(out, "clients:\n");
     for (i = 0; i < cfg->n_clients; i++) {
@@ -1861,8 +2202,25 @@ int config_print(const tg_config *cfg, FILE *out)
                 "    disabled: %s\n"
                 "    default_level: %d\n"
                 "    clearance: %d\n",
-                cl->name, cl->upstream, cl->api_key_hashes,
+                cl->name, cl->upstream,
+                cl->api_key_hashes ? cl->api_key_hashes : "(none)",
                 cl->disabled ? "true" : "false", cl->default_level, cl->clearance);
+        fprintf(out, "    cert_cn:");
+        if (cl->n_cert_cn == 0)
+            fprintf(out, " (none)");
+        for (size_t k = 0; k < cl->n_cert_cn; k++)
+            fprintf(out, " %s", cl->cert_cn[k]);
+        fprintf(out, "\n    source_networks:");
+        if (cl->n_networks == 0)
+            fprintf(out, " (any)");
+        for (size_t k = 0; k < cl->n_networks; k++) {
+            char a[INET6_ADDRSTRLEN];
+            inet_ntop(cl->networks[k].family, cl->networks[k].addr, a, sizeof(a));
+            fprintf(out, " %s/%d", a, cl->networks[k].prefix);
+        }
+        fprintf(out, "\n    limits: max_concurrent %ld, requests_per_second %ld, "
+                "chars_per_day %lld (0: unlimited)\n",
+                cl->max_concurrent, cl->requests_per_second, cl->chars_per_day);
     }
     return ferror(out) ? -1 : 0;
 }

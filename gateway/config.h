@@ -24,6 +24,19 @@ typedef enum tg_adapter_kind {
     TG_ADAPTER_APERTIUM = 1   /* Apertium APY (/translate, /listPairs) */
 } tg_adapter_kind;
 
+typedef enum tg_client_auth {
+    TG_CLIENT_AUTH_NONE = 0,      /* no client certificate asked */
+    TG_CLIENT_AUTH_OPTIONAL = 1,  /* asked; verified when sent */
+    TG_CLIENT_AUTH_REQUIRED = 2   /* handshake fails without a valid one */
+} tg_client_auth;
+
+/* A source network: address and prefix length. */
+typedef struct tg_cidr {
+    int family;                  /* AF_INET or AF_INET6 */
+    unsigned char addr[16];      /* network byte order; 4 bytes used for IPv4 */
+    int prefix;
+} tg_cidr;
+
 /* "listeners": [ ... ] */
 typedef struct tg_listener_conf {
     char *address;       /* "127.0.0.1:8443", "[::1]:8443", "0.0.0.0:443" */
@@ -32,6 +45,9 @@ typedef struct tg_listener_conf {
     char *certificate;   /* PEM chain file */
     char *private_key;   /* PEM key file: a secret (permission-checked) */
     char *tls_profile;   /* name in the TLS profile table */
+    tg_client_auth client_auth;
+    char *client_ca_file;  /* CAs that issue terminal certificates; NULL if none */
+    char *crl_file;        /* revocation list for them; NULL if none */
     int line, column;    /* where the object starts, for later diagnostics */
 } tg_listener_conf;
 
@@ -54,13 +70,24 @@ typedef struct tg_upstream_conf {
     char *default_source_lang;  /* for engines that cannot detect; NULL if none */
     int   clearance;            /* highest level it may receive: 1 (service used
                                    under standard terms, the default) or 2 */
+    char **pins;                /* "sha256//<base64>" public key pins; NULL if none */
+    size_t n_pins;
+    char *proxy;                /* "http://host:port" egress proxy; NULL if none */
     int line, column;
 } tg_upstream_conf;
 
 /* "clients": [ ... ] */
 typedef struct tg_client_conf {
     char *name;
-    char *api_key_hashes;  /* secret file: one "sha256:<64 hex>" per line */
+    char *api_key_hashes;  /* secret file: one "sha256:<64 hex>" per line;
+                              NULL when the client uses certificates only */
+    char **cert_cn;        /* certificate subject CNs that identify it */
+    size_t n_cert_cn;
+    tg_cidr *networks;     /* allowed source networks; none: any */
+    size_t n_networks;
+    long  max_concurrent;  /* requests at once; 0 = unlimited */
+    long  requests_per_second; /* sustained rate (burst: one second's worth); 0 = unlimited */
+    long long chars_per_day;   /* characters translated per UTC day; 0 = unlimited */
     char *upstream;        /* name of the upstream this client uses */
     bool  disabled;
     int   default_level;   /* level of unlabelled text, 1..3 (default 2) */
@@ -86,6 +113,15 @@ typedef struct tg_config {
     char **policy_rules;         /* rule pack files in load order; NULL: default pack */
     size_t n_policy_rules;
     bool   placeholder_best_effort; /* "placeholder_loss": "best_effort" */
+
+    /* "audit" */
+    char *audit_path;            /* NULL: no audit section */
+    char *audit_key_file;
+    int   audit_fsync;           /* 0 always, 1 interval, 2 never */
+    long  audit_fsync_interval_ms;
+    long  audit_queue_size;
+    bool  audit_continue_on_failure;
+    char *audit_syslog;          /* "udp:HOST:PORT" / "tcp:HOST:PORT" or NULL */
 
     tg_listener_conf *listeners;
     size_t n_listeners;
@@ -116,6 +152,10 @@ void config_free(tg_config *cfg);
 
 /* Look up by name.  Returns a borrowed pointer or NULL. */
 const tg_upstream_conf *config_upstream(const tg_config *cfg, const char *name);
+
+/* Is the address (AF_INET/AF_INET6 bytes) inside the network?  Cannot
+ * fail. */
+int config_cidr_match(const tg_cidr *net, int family, const unsigned char *addr);
 
 /* Index of an upstream in cfg->upstreams, or -1. */
 int config_upstream_index(const tg_config *cfg, const char *name);

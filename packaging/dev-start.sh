@@ -46,8 +46,10 @@ if [ "${1:-}" = stop ]; then
 fi
 
 packaging/deps.sh run
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTG_TESTS=OFF >/dev/null
-cmake --build build -j"$(nproc)" --target transgate >/dev/null
+# Its own build directory: tests/run.sh owns build/ with the test suite on.
+cmake -S . -B build-run -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTG_TESTS=OFF >/dev/null
+cmake --build build-run -j"$(nproc)" --target transgate >/dev/null
+tg=build-run/gateway/transgate
 stop
 mkdir -p "$dev" && chmod 700 "$dev"
 certs/tg-certs dev "$dev/pki" >/dev/null
@@ -76,9 +78,9 @@ cat >"$dev/transgate.json" <<JSON
 JSON
 rm -f "$dev/terminal-1.hashes"
 umask 077
-build/gateway/transgate key new terminal-1 -c "$dev/transgate.json" >"$dev/terminal-1.key" 2>/dev/null
-build/gateway/transgate check -c "$dev/transgate.json" >/dev/null
-nohup build/gateway/transgate serve -c "$dev/transgate.json" >"$dev/transgate.log" 2>&1 &
+"$tg" key new terminal-1 -c "$dev/transgate.json" >"$dev/terminal-1.key" 2>/dev/null
+"$tg" check -c "$dev/transgate.json" >/dev/null
+nohup "$tg" serve -c "$dev/transgate.json" >"$dev/transgate.log" 2>&1 &
 echo $! >"$dev/transgate.pid"
 wait_port "$apy_port" "$dev/apertium.log"
 wait_port "$gw_port" "$dev/transgate.log"
