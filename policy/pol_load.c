@@ -1052,27 +1052,19 @@ static int pol_build(pol_loader *ld, pol_engine *e)
     for (i = 0; i < ld->nallow; i++) {
         pol_allow_spec *s = &ld->allow[i];
         pol_allow *a = &e->allow[e->nallow];
-        int bad = 0;
         if (s->id == NULL || s->pattern == NULL)
             continue;
         a->types = s->ntypes == 0 ? ~(uint64_t)0 : 0;
         for (j = 0; j < s->ntypes; j++) {
+            /* A type no detector has (e.g. after a later pack disabled
+             * them) leaves the rule inert for that type. */
             long t = pol_type_index(e, s->types[j], 0);
-            if (t < 0) {
-                pol_jpath p[4] = {{s->src.section, 0}, {NULL, s->src.index},
-                                  {"types", 0}, {NULL, j}};
-                pol_report(ld, s->src.pack, p, 4, "no detector has this entity type");
-                bad = 1;
-                continue;
-            }
-            a->types |= (uint64_t)1 << t;
+            if (t >= 0)
+                a->types |= (uint64_t)1 << t;
         }
         a->re = pol_compile(ld, &s->src, s->pattern, PCRE2_ANCHORED | PCRE2_ENDANCHORED);
-        if (a->re == NULL || bad) {
-            pcre2_code_free(a->re);
-            a->re = NULL;
+        if (a->re == NULL)
             continue;
-        }
         a->id = s->id;
         s->id = NULL;
         pol_track_ovec(e, a->re);

@@ -1,7 +1,7 @@
 /*
  * Masking throughput of the policy engine on one core.
  *
- *   bench_pol RULES CORPUS.jsonl [--lang ja|en] [--seconds S] [--style token|xml]
+ *   bench_pol RULES[,RULES...] CORPUS.jsonl [--lang ja|en] [--seconds S] [--style token|xml]
  *
  * Each document is one request: a new session, pol_session_process (scan
  * with the whole pack, resolve overlaps, mask), then free.  Prints MB/s of
@@ -27,7 +27,9 @@ static double now(void)
 
 int main(int argc, char **argv)
 {
-    const char *lang = NULL, *files[1];
+    const char *lang = NULL, *files[8];
+    size_t nfiles = 0;
+    char *rl, *tok, *save = NULL;
     double seconds = 3.0, t0, el;
     pol_ph_style style = POL_PH_TOKEN;
     pol_engine *e;
@@ -49,8 +51,12 @@ int main(int argc, char **argv)
         else if (strcmp(argv[a], "--style") == 0)
             style = strcmp(argv[a + 1], "xml") == 0 ? POL_PH_XML : POL_PH_TOKEN;
     }
-    files[0] = argv[1];
-    e = pol_engine_load(files, 1, stderr);
+    rl = strdup(argv[1]);
+    if (rl == NULL)
+        return 1;
+    for (tok = strtok_r(rl, ",", &save); tok != NULL && nfiles < 8; tok = strtok_r(NULL, ",", &save))
+        files[nfiles++] = tok;
+    e = pol_engine_load(files, nfiles, stderr);
     if (e == NULL)
         return 1;
     f = fopen(argv[2], "r");
@@ -108,5 +114,6 @@ int main(int argc, char **argv)
     free(texts);
     free(lens);
     pol_engine_free(e);
+    free(rl);
     return 0;
 }
