@@ -5,6 +5,17 @@ tg_unit_test(test_pol_cli ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_pol_cli.c)
 tg_unit_test(test_pol_quality ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_pol_quality.c)
 set_tests_properties(test_pol_quality PROPERTIES LABELS "unit;quality")
 
+# Golden detections and masked outputs over the corpus, the detector cases
+# and seeded random texts (tests/data/policy/golden/default.txt, written by
+# the engine before its scan was optimised): proves speed work changed no
+# behaviour.  Links only tgpolicy, so gateway work in progress cannot block it.
+add_executable(test_pol_golden ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_pol_golden.c)
+target_compile_options(test_pol_golden PRIVATE ${TG_CFLAGS})
+target_link_libraries(test_pol_golden PRIVATE tgpolicy PkgConfig::CMOCKA PkgConfig::JANSSON)
+add_test(NAME test_pol_golden COMMAND test_pol_golden)
+set_tests_properties(test_pol_golden PROPERTIES LABELS unit
+  ENVIRONMENT "TG_SOURCE_DIR=${PROJECT_SOURCE_DIR};TG_DATA_DIR=${PROJECT_SOURCE_DIR}/tests/data")
+
 # Proof that POL_PH_TOKEN placeholders survive the real Apertium engine.
 # Skipped (exit 77) when APY is not reachable (TG_APERTIUM_URL, default
 # http://127.0.0.1:2737).  Links only tgpolicy and libcurl.
