@@ -1,6 +1,5 @@
 #include "http.h"
 
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -8,6 +7,7 @@
 #include <microhttpd.h>
 #include <openssl/rand.h>
 
+#include "access.h"
 #include "adapter.h"
 #include "api.h"
 #include "auth.h"
@@ -54,6 +54,7 @@ typedef struct http_req {
     int masked;                  /* placeholders were sent: restore replies */
     size_t chars_in;             /* characters the terminal sent (usage) */
     size_t discarded;            /* body bytes read and dropped after an error */
+    int entered;                 /* holds a client slot (access_enter) */
 } http_req;
 
 /* ------------------------------------------------------------------ */
@@ -241,8 +242,6 @@ static void on_translate_done(void *arg, upstream_err err,
         set_error(r, 500, "Internal error", "internal_error");
     } else {
         set_response(r, 200, &out);
-        atomic_fetch_add(&r->w->rt->usage[r->client],
-                         (unsigned long long)r->chars_in);
     }
 free_tr:
     adapter_translations_free(tr, r->treq.n_texts);
@@ -516,6 +515,11 @@ static void handle_translate(http_req *r)
         goto fail;
     if (admit_inflight(r) != 0)
         goto fail;
+    if (access_charge(r->w->rt, r->client, r->chars_in) != ACCESS_OK) {
+        set_error(r, 429, "Too many requests: this terminal's daily character allowance "
+                  "is used up", access_code(ACCESS_DAILY_CHARS));
+        goto fail;
+    }
     aerr = adapter_build_translate(up->conf, up->vendor_key, &r->treq, &reqs, &n);
     if (aerr != ADAPTER_OK) {
         if (aerr == ADAPTER_ERR_NOMEM) {
@@ -584,12 +588,14 @@ static void handle_languages(http_req *r)
 
 static void handle_usage(http_req *r)
 {
-    unsigned long long used = atomic_load(&r->w->rt->usage[r->client]);
+    unsigned long long used, limit;
     tg_buf b;
 
+    access_usage(r->w->rt, r->client, &used, &limit);
     tg_buf_init(&b, 256);
+    /* DeepL clients expect a limit; "unlimited" is a very large one. */
     tg_buf_printf(&b, "{\"character_count\":%llu,\"character_limit\":%llu}",
-                  used, 1000000000000ULL);
+                  used, limit ? limit : 1000000000000ULL);
     set_response(r, 200, &b);
 }
 
@@ -598,8 +604,10 @@ static void handle_usage(http_req *r)
 static int check_headers(http_req *r, const char *url, const char *method)
 {
     const tg_runtime *rt = r->w->rt;
-    const char *auth, *cl, *ct;
-    int disabled = 0;
+    const char *auth, *cl, *ct, *key = NULL;
+    size_t keylen = 0;
+    int claimed = -1;
+    access_err ae;
     int is_get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
 
     r->is_post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
@@ -619,20 +627,36 @@ static int check_headers(http_req *r, const char *url, const char *method)
     }
     auth = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
                                        MHD_HTTP_HEADER_AUTHORIZATION);
-    if (auth == NULL || strncmp(auth, "DeepL-Auth-Key ", 15) != 0) {
-        set_error(r, 403, "Authorization failed: send Authorization: DeepL-Auth-Key <key>",
-                  "auth_failed");
-        log_info("request %s: authentication failed from %s (no key)", r->id,
-                 r->fc ? r->fc->peer_str : "?");
+    if (auth != NULL && strncmp(auth, "DeepL-Auth-Key ", 15) == 0) {
+        key = auth + 15;
+        keylen = strlen(key);
+    }
+    if (r->fc == NULL)
+        return -1;   /* the terminal has already gone */
+    ae = access_identify(rt, key, keylen, r->fc->has_cert ? r->fc->cert_cn : NULL,
+                         (const struct sockaddr *)&r->fc->peer, &claimed);
+    if (ae != ACCESS_OK) {
+        /* One answer for every failure: strangers learn nothing about keys,
+         * clients or networks.  The reason is in the diagnostics. */
+        set_error(r, 403, "Authorization failed: send a valid Authorization: "
+                  "DeepL-Auth-Key <key> from an allowed terminal", "auth_failed");
+        log_info("request %s: authentication failed from %s: %s (%s)", r->id,
+                 r->fc->peer_str, access_strerror(ae),
+                 claimed >= 0 ? rt->cfg->clients[claimed].name : "no client");
         return -1;
     }
-    r->client = auth_lookup(rt->auth, auth + 15, strlen(auth + 15), &disabled);
-    if (r->client < 0) {
-        set_error(r, 403, "Authorization failed: unknown or disabled key", "auth_failed");
-        log_info("request %s: authentication failed from %s (%s key)", r->id,
-                 r->fc ? r->fc->peer_str : "?", disabled ? "disabled" : "unknown");
+    r->client = claimed;
+    ae = access_enter(rt, r->client);
+    if (ae != ACCESS_OK) {
+        set_error(r, 429, ae == ACCESS_RATE
+                  ? "Too many requests: this terminal's request rate limit is reached"
+                  : "Too many requests: this terminal has too many requests in progress",
+                  access_code(ae));
+        log_info("request %s: client %s: %s", r->id, rt->cfg->clients[r->client].name,
+                 access_strerror(ae));
         return -1;
     }
+    r->entered = 1;
     if (r->w->state != WORKER_RUNNING) {
         set_error(r, 503, "The gateway is shutting down; retry on another instance",
                   "draining");
@@ -792,6 +816,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     api_translate_req_free(&r->treq);
     pol_session_free(r->pol);
     tg_buf_free(&r->body);
+    if (r->entered)
+        access_leave(w->rt, r->client);
     w->n_active--;
     free(r);
     *con_cls = NULL;

@@ -12,6 +12,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "access.h"
 #include "log.h"
 #include "secret.h"
 #include "tg_buf.h"
@@ -32,6 +33,66 @@ static void warn_expiry(SSL_CTX *ctx, const char *what, FILE *errs)
         fprintf(errs, "%s: certificate has expired\n", what);
     else if (days < EXPIRY_WARN_DAYS)
         log_warn("%s: certificate expires in %d days", what, days);
+}
+
+/* Load every CRL in a PEM file into the store.  Returns the count, or -1. */
+static int load_crls(X509_STORE *store, const char *path)
+{
+    BIO *bio = BIO_new_file(path, "r");
+    X509_CRL *crl;
+    int n = 0;
+
+    if (bio == NULL)
+        return -1;
+    while ((crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL)) != NULL) {
+        if (X509_STORE_add_crl(store, crl) != 1) {
+            X509_CRL_free(crl);
+            BIO_free(bio);
+            return -1;
+        }
+        X509_CRL_free(crl);
+        n++;
+    }
+    ERR_clear_error();   /* the end of the file */
+    BIO_free(bio);
+    return n;
+}
+
+/* Terminal certificates: issued by the agency CA, checked against its CRL
+ * when one is configured, asked for (optional) or demanded (required). */
+static int setup_client_auth(SSL_CTX *ctx, const tg_listener_conf *l, FILE *errs)
+{
+    STACK_OF(X509_NAME) *names;
+    char err[512];
+    int mode = SSL_VERIFY_PEER;
+
+    ERR_clear_error();
+    if (SSL_CTX_load_verify_locations(ctx, l->client_ca_file, NULL) != 1) {
+        tls_errstr(err, sizeof(err));
+        fprintf(errs, "%s: cannot load client CA certificates: %s\n",
+                l->client_ca_file, err);
+        return -1;
+    }
+    names = SSL_load_client_CA_file(l->client_ca_file);
+    if (names == NULL) {
+        fprintf(errs, "%s: no CA certificate in file\n", l->client_ca_file);
+        return -1;
+    }
+    SSL_CTX_set_client_CA_list(ctx, names);
+    if (l->crl_file != NULL) {
+        X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+        if (load_crls(store, l->crl_file) <= 0) {
+            fprintf(errs, "%s: no usable certificate revocation list\n", l->crl_file);
+            return -1;
+        }
+        /* The issuing CA's list: the terminal certificate itself is checked. */
+        X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+    }
+    if (l->client_auth == TG_CLIENT_AUTH_REQUIRED)
+        mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+    SSL_CTX_set_verify(ctx, mode, NULL);
+    SSL_CTX_set_verify_depth(ctx, 4);
+    return 0;
 }
 
 static SSL_CTX *load_listener_ctx(const tg_listener_conf *l,
@@ -75,6 +136,9 @@ static SSL_CTX *load_listener_ctx(const tg_listener_conf *l,
         goto fail;
     }
     warn_expiry(ctx, l->certificate, errs);
+    if (l->client_auth != TG_CLIENT_AUTH_NONE &&
+        setup_client_auth(ctx, l, errs) != 0)
+        goto fail;
     /* Session resumption through tickets keeps state on the terminal side
      * only; no server-side cache to wipe. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
@@ -193,6 +257,15 @@ static int load_upstream(rt_upstream *u, const tg_upstream_conf *c, FILE *errs)
     u->url_prefix = tg_buf_steal(&url, NULL);
     if (u->url_prefix == NULL)
         return -1;
+    if (c->n_pins > 0) {
+        tg_buf pins;
+        tg_buf_init(&pins, 16 * 64);
+        for (size_t i = 0; i < c->n_pins; i++)
+            tg_buf_printf(&pins, "%s%s", i ? ";" : "", c->pins[i]);
+        u->pins = tg_buf_steal(&pins, NULL);
+        if (u->pins == NULL)
+            return -1;
+    }
     return resolve_upstream(u, errs);
 }
 
@@ -231,9 +304,9 @@ tg_runtime *runtime_load(tg_config *cfg, FILE *errs)
     rt->listener_ctx = calloc(cfg->n_listeners, sizeof(SSL_CTX *));
     rt->listener_profile = calloc(cfg->n_listeners, sizeof(tls_profile *));
     rt->upstreams = calloc(cfg->n_upstreams, sizeof(rt_upstream));
-    rt->usage = calloc(cfg->n_clients ? cfg->n_clients : 1, sizeof(*rt->usage));
+    rt->access = access_state_new(cfg);
     if (rt->listener_ctx == NULL || rt->listener_profile == NULL ||
-        rt->upstreams == NULL || rt->usage == NULL)
+        rt->upstreams == NULL || rt->access == NULL)
         goto fail;
     for (size_t i = 0; i < cfg->n_listeners; i++) {
         const tg_listener_conf *l = &cfg->listeners[i];
@@ -276,12 +349,13 @@ void runtime_free(tg_runtime *rt)
             tg_free_secret(rt->upstreams[i].vendor_key);
             curl_slist_free_all(rt->upstreams[i].resolve);
             free(rt->upstreams[i].url_prefix);
+            free(rt->upstreams[i].pins);
         }
     }
     free(rt->listener_ctx);
     free(rt->listener_profile);
     free(rt->upstreams);
-    free((void *)(uintptr_t)rt->usage);
+    access_state_free(rt->access);
     auth_free(rt->auth);
     pol_engine_free(rt->policy);
     config_free(rt->cfg);
@@ -297,8 +371,27 @@ int runtime_print(const tg_runtime *rt, FILE *out)
             pol_engine_nallow(rt->policy), pol_engine_digest(rt->policy));
 
     for (size_t i = 0; i < cfg->n_listeners; i++) {
-        fprintf(out, "listener %s\n", cfg->listeners[i].address);
+        const tg_listener_conf *l = &cfg->listeners[i];
+        X509 *leaf = SSL_CTX_get0_certificate(rt->listener_ctx[i]);
+        int days = 0, secs = 0;
+
+        fprintf(out, "listener %s\n", l->address);
         tls_profile_print(rt->listener_ctx[i], rt->listener_profile[i], "  ", out);
+        if (leaf != NULL) {
+            BIO *b = BIO_new(BIO_s_mem());
+            char when[64] = "";
+            if (b != NULL && ASN1_TIME_print(b, X509_get0_notAfter(leaf)) == 1) {
+                int n = BIO_read(b, when, (int)sizeof(when) - 1);
+                when[n > 0 ? n : 0] = '\0';
+            }
+            BIO_free(b);
+            ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(leaf));
+            fprintf(out, "  certificate expires: %s (%d days)%s\n", when, days,
+                    days < EXPIRY_WARN_DAYS ? "  WARNING: renew soon" : "");
+        }
+        fprintf(out, "  client certificates: %s\n",
+                l->client_auth == TG_CLIENT_AUTH_REQUIRED ? "required" :
+                l->client_auth == TG_CLIENT_AUTH_OPTIONAL ? "optional" : "not asked");
     }
     for (size_t i = 0; i < cfg->n_upstreams; i++) {
         const rt_upstream *u = &rt->upstreams[i];

@@ -23,6 +23,7 @@ typedef struct rt_upstream {
     struct curl_slist *resolve;     /* CURLOPT_RESOLVE: host:port:address */
     char address[64];               /* first resolved address (audit) */
     char *url_prefix;               /* "https://host:port" + base_path */
+    char *pins;                     /* CURLOPT_PINNEDPUBLICKEY form, or NULL */
 } rt_upstream;
 
 typedef struct tg_runtime {
@@ -32,9 +33,9 @@ typedef struct tg_runtime {
     auth_table *auth;
     pol_engine *policy;             /* compiled rule packs */
     rt_upstream *upstreams;         /* one per cfg->upstreams */
-    /* The one mutable part: characters translated per client (index as in
-     * cfg->clients), updated atomically by every worker. */
-    _Atomic unsigned long long *usage;
+    /* The one mutable part: per-client limits and usage (access.h), shared
+     * by every worker under its own locks. */
+    struct access_state *access;
 } tg_runtime;
 
 /* Build the runtime from cfg (which it takes ownership of, even on failure):

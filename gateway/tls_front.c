@@ -12,6 +12,8 @@
 
 #include <microhttpd.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include "http.h"
 #include "log.h"
@@ -150,6 +152,30 @@ static int conn_attach(front_conn *c)
     return 0;
 }
 
+/* Record the verified terminal certificate, if any: CN and fingerprint
+ * are identities, not secrets. */
+static void peer_identity(front_conn *c)
+{
+    X509 *peer = SSL_get0_peer_certificate(c->ssl);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    static const char hex[] = "0123456789abcdef";
+
+    if (peer == NULL || SSL_get_verify_result(c->ssl) != X509_V_OK)
+        return;
+    if (X509_digest(peer, EVP_sha256(), md, &mdlen) != 1 || mdlen != 32)
+        return;
+    for (unsigned i = 0; i < mdlen; i++) {
+        c->cert_sha256[2 * i] = hex[md[i] >> 4];
+        c->cert_sha256[2 * i + 1] = hex[md[i] & 15];
+    }
+    c->cert_sha256[64] = '\0';
+    if (X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName,
+                                  c->cert_cn, sizeof(c->cert_cn)) < 0)
+        c->cert_cn[0] = '\0';
+    c->has_cert = 1;
+}
+
 static void conn_handshake(front_conn *c)
 {
     int r;
@@ -158,6 +184,7 @@ static void conn_handshake(front_conn *c)
     r = SSL_do_handshake(c->ssl);
     if (r == 1) {
         timer_cancel(&c->w->timers, &c->timer);
+        peer_identity(c);
         c->rd_wants_write = 0;
         if (conn_attach(c) != 0) {
             conn_free(c);

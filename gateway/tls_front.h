@@ -53,6 +53,9 @@ typedef struct front_conn {
     struct sockaddr_storage peer;
     socklen_t peer_len;
     char peer_str[64];           /* "address" without port, for audit/logs */
+    int has_cert;                /* a verified terminal certificate was sent */
+    char cert_cn[65];            /* its subject CN ("" if none) */
+    char cert_sha256[65];        /* its SHA-256 fingerprint, hex */
     size_t in_off, in_len;       /* terminal -> MHD plaintext */
     size_t out_off, out_len;     /* MHD -> terminal plaintext */
     char in[FRONT_BUF];

@@ -28,13 +28,27 @@
     "rsa_pss_pss_sha256:rsa_pss_pss_sha384:rsa_pss_pss_sha512:"           \
     "RSA+SHA256:RSA+SHA384:RSA+SHA512"
 
+#define SUITES13_ALL SUITES13_AEAD ":TLS_CHACHA20_POLY1305_SHA256"
+#define SUITES12_CHACHA \
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-CHACHA20-POLY1305"
+#define SUITES12_DHE_CBC_SHA2 "DHE-RSA-AES128-SHA256:DHE-RSA-AES256-SHA256"
+#define SUITES12_DHE_CAMELLIA \
+    "DHE-RSA-CAMELLIA128-SHA256:DHE-RSA-CAMELLIA256-SHA256"
+#define GROUPS_FFDHE "ffdhe2048:ffdhe3072:ffdhe4096"
+
 /*
  * cryptrec-strict holds only algorithms whose CRYPTREC listing is certain:
  * AES and Camellia (e-Government Recommended Ciphers List, 128-bit block
  * ciphers) in GCM/CCM or CBC with HMAC-SHA-256/384, ECDH(E) on the NIST
  * curves, ECDSA and RSA-PSS/PKCS#1 v1.5 signatures with SHA-2.  The TLS 1.2
- * Camellia suites are listed but come last, so AES-GCM wins when both sides
- * have it.
+ * Camellia suites come last, so AES-GCM wins when both sides have it.
+ *
+ * The two guideline profiles follow the CRYPTREC TLS guideline's setting
+ * types as far as OpenSSL 3 provides them: perfect forward secrecy only
+ * (no RSA key exchange), no SHA-1 MACs, no TLS 1.1 or older.  They add
+ * ChaCha20-Poly1305 and finite-field DHE, which the guideline accepts but
+ * whose CRYPTREC listing is not certain; choose them only when a terminal
+ * needs them.  High security is AEAD only; recommended adds CBC with SHA-2.
  */
 static const tls_profile profiles[] = {
     {
@@ -46,19 +60,21 @@ static const tls_profile profiles[] = {
     },
     {
         "cryptrec-recommended", TLS1_2_VERSION, TLS1_3_VERSION,
-        SUITES13_AEAD,
-        SUITES12_ECDHE_AEAD ":" SUITES12_DHE_AEAD ":" SUITES12_ECDHE_CBC_SHA2
-        ":" SUITES12_CAMELLIA,
-        GROUPS_NIST ":ffdhe2048:ffdhe3072:ffdhe4096", SIGALGS_SHA2,
-        "CRYPTREC TLS guideline, recommended security type (TLS 1.2 and 1.3, PFS suites)",
+        SUITES13_ALL,
+        SUITES12_ECDHE_AEAD ":" SUITES12_DHE_AEAD ":" SUITES12_CHACHA ":"
+        SUITES12_ECDHE_CBC_SHA2 ":" SUITES12_DHE_CBC_SHA2 ":"
+        SUITES12_CAMELLIA ":" SUITES12_DHE_CAMELLIA,
+        GROUPS_NIST ":" GROUPS_FFDHE, SIGALGS_SHA2,
+        "CRYPTREC TLS guideline, recommended security type: TLS 1.2 and 1.3, "
+        "forward-secret suites, AEAD and CBC with SHA-2",
     },
     {
         "cryptrec-high", TLS1_2_VERSION, TLS1_3_VERSION,
-        SUITES13_AEAD,
-        "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
-        "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256",
-        GROUPS_NIST, SIGALGS_SHA2,
-        "CRYPTREC TLS guideline, high security type (TLS 1.3 first, TLS 1.2 ECDHE AES-GCM only)",
+        SUITES13_ALL,
+        SUITES12_ECDHE_AEAD ":" SUITES12_DHE_AEAD ":" SUITES12_CHACHA,
+        GROUPS_NIST ":" GROUPS_FFDHE, SIGALGS_SHA2,
+        "CRYPTREC TLS guideline, high security type: TLS 1.3 first, "
+        "TLS 1.2 forward-secret AEAD suites only",
     },
 };
 
@@ -158,6 +174,9 @@ int tls_profile_apply(SSL_CTX *ctx, const tls_profile *p, char *err,
                  why);
         return -1;
     }
+    /* Finite-field DHE (guideline profiles) uses the RFC 7919 groups sized
+     * to the certificate; nothing else changes when no DHE suite is on. */
+    SSL_CTX_set_dh_auto(ctx, 1);
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
                              SSL_OP_CIPHER_SERVER_PREFERENCE |
                              SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 |

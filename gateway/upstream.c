@@ -5,6 +5,7 @@
 #include <sys/epoll.h>
 
 #include <curl/curl.h>
+#include <openssl/x509_vfy.h>
 
 #include "log.h"
 #include "tg_buf.h"
@@ -27,6 +28,7 @@ struct transfer {
     int done;
     int in_multi;
     tg_timer retry;
+    char errbuf[CURL_ERROR_SIZE];  /* curl's detail: host names, never content */
 };
 
 struct upstream_job {
@@ -67,6 +69,10 @@ const char *upstream_strerror(upstream_err e)
     case UPSTREAM_ERR_TIMEOUT: return "translation service timed out";
     case UPSTREAM_ERR_IO: return "connection to the translation service broke";
     case UPSTREAM_ERR_TOO_LARGE: return "translation service reply too large";
+    case UPSTREAM_ERR_CERT_EXPIRED: return "the translation service's certificate has expired";
+    case UPSTREAM_ERR_CERT_NAME: return "the translation service's certificate is for another host";
+    case UPSTREAM_ERR_CERT_UNTRUSTED: return "the translation service's certificate is not trusted";
+    case UPSTREAM_ERR_PIN: return "the translation service's key does not match the configured pin";
     }
     return "unknown error";
 }
@@ -81,6 +87,10 @@ const char *upstream_code(upstream_err e)
     case UPSTREAM_ERR_TIMEOUT: return "vendor_timeout";
     case UPSTREAM_ERR_IO: return "vendor_connection_broken";
     case UPSTREAM_ERR_TOO_LARGE: return "vendor_reply_too_large";
+    case UPSTREAM_ERR_CERT_EXPIRED: return "vendor_cert_expired";
+    case UPSTREAM_ERR_CERT_NAME: return "vendor_cert_name_mismatch";
+    case UPSTREAM_ERR_CERT_UNTRUSTED: return "vendor_cert_untrusted";
+    case UPSTREAM_ERR_PIN: return "vendor_pin_mismatch";
     }
     return "internal_error";
 }
@@ -335,6 +345,7 @@ static int transfer_setup(struct transfer *t, const rt_upstream *up,
         curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https") != CURLE_OK)
         goto fail;
     curl_easy_setopt(e, CURLOPT_PRIVATE, t);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_SHARE, share);
     curl_easy_setopt(e, CURLOPT_RESOLVE, up->resolve);
@@ -356,6 +367,14 @@ static int transfer_setup(struct transfer *t, const rt_upstream *up,
     curl_easy_setopt(e, CURLOPT_SSL_CTX_DATA, (void *)(uintptr_t)up);
     if (c->ca_file != NULL)
         curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
+    if (up->pins != NULL)
+        curl_easy_setopt(e, CURLOPT_PINNEDPUBLICKEY, up->pins);
+    if (c->proxy != NULL) {
+        /* CONNECT tunnel: TLS and its verification stay end to end. */
+        curl_easy_setopt(e, CURLOPT_PROXY, c->proxy);
+        curl_easy_setopt(e, CURLOPT_HTTPPROXYTUNNEL, 1L);
+        curl_easy_setopt(e, CURLOPT_PROXYTYPE, (long)CURLPROXY_HTTP);
+    }
     if (t->req.content_type != NULL) {
         curl_easy_setopt(e, CURLOPT_POST, 1L);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->req.body.data ? t->req.body.data : "");
@@ -425,7 +444,7 @@ fail_reqs:
 }
 
 /* Classify a curl failure; *retry says whether another attempt may help. */
-static upstream_err classify(CURL *e, CURLcode rc, int *retry)
+static upstream_err classify(CURL *e, CURLcode rc, const char *detail, int *retry)
 {
     curl_off_t connect_us = 0;
 
@@ -452,12 +471,26 @@ static upstream_err classify(CURL *e, CURLcode rc, int *retry)
          * is idempotent, so trying again is safe. */
         *retry = 1;
         return UPSTREAM_ERR_IO;
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+        return UPSTREAM_ERR_PIN;
+    case CURLE_PEER_FAILED_VERIFICATION: {
+        long vr = 0;
+        /* curl checks the host name itself after OpenSSL verified the
+         * chain, and then reports no specific verify result: its message
+         * is the only witness of a name mismatch. */
+        curl_easy_getinfo(e, CURLINFO_SSL_VERIFYRESULT, &vr);
+        if (vr == X509_V_ERR_CERT_HAS_EXPIRED || vr == X509_V_ERR_CERT_NOT_YET_VALID)
+            return UPSTREAM_ERR_CERT_EXPIRED;
+        if (vr == X509_V_ERR_HOSTNAME_MISMATCH || vr == X509_V_ERR_IP_ADDRESS_MISMATCH ||
+            strstr(detail, "subject name") != NULL ||
+            strstr(detail, "does not match") != NULL)
+            return UPSTREAM_ERR_CERT_NAME;
+        return UPSTREAM_ERR_CERT_UNTRUSTED;
+    }
     case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CERTPROBLEM:
     case CURLE_SSL_CIPHER:
     case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
     case CURLE_SSL_INVALIDCERTSTATUS:
     case CURLE_SSL_ISSUER_ERROR:
     case CURLE_SSL_CRL_BADFILE:
@@ -492,7 +525,7 @@ static void transfer_done(upstream_ctx *u, struct transfer *t, CURLcode rc)
         retry = t->status == 429 || t->status == 500 || t->status == 502 ||
                 t->status == 503 || t->status == 504;
     } else {
-        err = classify(t->easy, rc, &retry);
+        err = classify(t->easy, rc, t->errbuf, &retry);
     }
     if (retry && t->attempts <= c->max_retries) {
         uint64_t backoff = (uint64_t)c->retry_backoff_ms << (t->attempts - 1);
@@ -506,8 +539,10 @@ static void transfer_done(upstream_ctx *u, struct transfer *t, CURLcode rc)
         return;
     }
     if (err != UPSTREAM_OK) {
-        log_info("upstream %s: %s (%s)", c->name, upstream_strerror(err),
-                 curl_easy_strerror(rc));
+        long vr = 0;
+        curl_easy_getinfo(t->easy, CURLINFO_SSL_VERIFYRESULT, &vr);
+        log_info("upstream %s: %s (%s; certificate check %ld)", c->name,
+                 upstream_strerror(err), curl_easy_strerror(rc), vr);
         job_finish(job, err);
         return;
     }

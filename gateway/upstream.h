@@ -23,7 +23,11 @@ typedef enum upstream_err {
     UPSTREAM_ERR_TLS = 3,         /* handshake or certificate verification failed */
     UPSTREAM_ERR_TIMEOUT = 4,     /* vendor did not answer in time */
     UPSTREAM_ERR_IO = 5,          /* connection broke mid-exchange */
-    UPSTREAM_ERR_TOO_LARGE = 6    /* reply exceeded the cap */
+    UPSTREAM_ERR_TOO_LARGE = 6,   /* reply exceeded the cap */
+    UPSTREAM_ERR_CERT_EXPIRED = 7,   /* vendor certificate expired or not yet valid */
+    UPSTREAM_ERR_CERT_NAME = 8,      /* vendor certificate is for another host */
+    UPSTREAM_ERR_CERT_UNTRUSTED = 9, /* vendor chain does not verify (CA, revoked...) */
+    UPSTREAM_ERR_PIN = 10            /* vendor key does not match a configured pin */
 } upstream_err;
 
 /* Fixed description.  Never NULL. */

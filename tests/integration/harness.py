@@ -134,7 +134,9 @@ class Gateway:
         cfg_clients = []
         for c in clients:
             c = dict(c)
-            c.setdefault("api_key_hashes", os.path.join(keydir, c["name"] + ".hashes"))
+            # Certificate-only clients get no key unless one is asked for.
+            if "cert_cn" not in c:
+                c.setdefault("api_key_hashes", os.path.join(keydir, c["name"] + ".hashes"))
             cfg_clients.append(c)
         self.config = {
             "workers": workers,
@@ -152,10 +154,8 @@ class Gateway:
         with open(self.config_path, "w") as f:
             json.dump(self.config, f, indent=2)
         for c in cfg_clients:
-            # The hashes file must exist (mode 0600) before keys are issued.
-            fd = os.open(c["api_key_hashes"], os.O_WRONLY | os.O_CREAT, 0o600)
-            os.close(fd)
-        for c in cfg_clients:
+            if "api_key_hashes" not in c:
+                continue
             out = subprocess.run([TRANSGATE, "key", "new", c["name"], "-c", self.config_path],
                                  check=True, capture_output=True, text=True)
             self.keys[c["name"]] = out.stdout.strip()
