@@ -189,6 +189,19 @@ upstream_ctx *upstream_init(worker *w)
     curl_multi_setopt(u->multi, CURLMOPT_SOCKETDATA, u);
     curl_multi_setopt(u->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
     curl_multi_setopt(u->multi, CURLMOPT_TIMERDATA, u);
+    {
+        /* Connections per vendor host (transfers beyond it wait for one),
+         * and a cache big enough to keep them all alive between requests. */
+        const tg_config *cfg = w->rt->cfg;
+        long per_host = 1, total = 0;
+        for (size_t i = 0; i < cfg->n_upstreams; i++) {
+            if (cfg->upstreams[i].max_connections > per_host)
+                per_host = cfg->upstreams[i].max_connections;
+            total += cfg->upstreams[i].max_connections;
+        }
+        curl_multi_setopt(u->multi, CURLMOPT_MAX_HOST_CONNECTIONS, per_host);
+        curl_multi_setopt(u->multi, CURLMOPT_MAXCONNECTS, total);
+    }
     return u;
 }
 
