@@ -92,8 +92,104 @@ void audit_reopen(audit_log *a);
 void audit_text_mac(const audit_log *a, const char *text, size_t len,
                     char out[65]);
 
-/* `transgate audit ...` (argv[0] is "audit"): `verify [--key FILE] FILE...`
- * and `mac --key FILE [FILE|-]`.  Returns the exit status. */
+/* `transgate audit ...` (argv[0] is "audit"): `verify [--key FILE] FILE...`,
+ * `mac --key FILE [--strip-newline] [FILE|-]` and `keygen FILE`.  Returns
+ * the exit status (for verify: AUDIT_VERIFY_*). */
 int cmd_audit(int argc, char **argv);
+
+/* ---- Additions (beyond the original contract) ---------------------------
+ *
+ * Longest record line accepted by the writer and by verify, newline
+ * included.  A record that would serialise longer is replaced by a
+ * {"event":"record_oversize","bytes":N} record (and a diagnostic), so the
+ * sequence stays gap-free. */
+#define AUDIT_LINE_MAX 65536
+
+/* The two subkeys derived from the audit key file:
+ *   chain = HMAC-SHA256(key, "transgate audit chain v1")
+ *   text  = HMAC-SHA256(key, "transgate text digest v1")
+ * The key material itself is wiped as soon as they are derived. */
+typedef struct audit_keys {
+    unsigned char chain[32];
+    unsigned char text[32];
+} audit_keys;
+
+/* Load the audit key file (permission-checked like every secret file:
+ * 64 to 256 hexadecimal digits, i.e. 32 to 128 bytes of key, one optional
+ * trailing newline) and derive the subkeys into k.  Returns 0, or -1 with a
+ * message (path and reason, never key material) in err; k is wiped on
+ * failure. */
+int audit_keys_load(const char *path, audit_keys *k, char *err, size_t errlen);
+
+/* Overwrite the subkeys with zeros.  Cannot fail. */
+void audit_keys_wipe(audit_keys *k);
+
+/* Create path (which must not exist) holding a new random key: 64 hex
+ * digits and a newline, mode 0600.  Returns 0, or -1 with a message in
+ * err. */
+int audit_keygen(const char *path, char *err, size_t errlen);
+
+/* HMAC-SHA256 of text under k->text, as audit_text_mac.  Returns 0, or -1
+ * (out set to "") when OpenSSL cannot allocate. */
+int audit_keys_text_mac(const audit_keys *k, const void *text, size_t len,
+                        char out[65]);
+
+/* The chain MAC of one record: hex(HMAC-SHA256(k->chain, prev || "\n" ||
+ * body)), where prev is the previous record's mac (64 hex digits; 64 '0' at
+ * the start of a chain) and body the record's bytes without the mac (see
+ * docs/audit.md).  Returns 0, or -1 (out set to "") when OpenSSL cannot
+ * allocate. */
+int audit_chain_mac(const audit_keys *k, const char prev[65],
+                    const char *body, size_t len, char out[65]);
+
+/* Validate a configuration without opening the trail: the key file, the
+ * syslog target and that the trail's directory exists.  Returns 0, or -1
+ * after writing one line per problem to errs.  For `transgate check`. */
+int audit_check(const audit_conf *conf, FILE *errs);
+
+/* Wait until every record queued before the call has been written (and
+ * synced, under AUDIT_FSYNC_ALWAYS), for at most timeout_ms.  Returns 0,
+ * or -1 on timeout (records stay queued; nothing is lost). */
+int audit_flush(audit_log *a, long timeout_ms);
+
+typedef struct audit_stats {
+    unsigned long long written;        /* records written to the file */
+    unsigned long long lost;           /* events refused by audit_submit */
+    unsigned long long write_errors;   /* failed write, fsync or open attempts */
+    unsigned long long syslog_sent;    /* records handed to the log server */
+    unsigned long long syslog_dropped; /* records not delivered to it */
+    unsigned long long last_seq;       /* seq of the last record formatted */
+    size_t queued;                     /* records waiting in the queue */
+    size_t reserved;                   /* slots reserved, not yet committed */
+    size_t queue_size;
+    int healthy;                       /* as audit_healthy */
+    int last_errno;                    /* errno of the last failure, or 0 */
+} audit_stats;
+
+/* A consistent snapshot of the counters (for /metrics and /readyz).
+ * Cannot fail. */
+void audit_get_stats(audit_log *a, audit_stats *out);
+
+/* Whether the kernel considers the system clock synchronised (LOG-5):
+ * 1 yes, 0 no (STA_UNSYNC), -1 unknown.  For the "start" event.
+ * Cannot fail. */
+int audit_clock_synced(void);
+
+/* Exit statuses of `transgate audit verify` and audit_verify_files. */
+enum {
+    AUDIT_VERIFY_INTACT = 0,     /* every record and link checked */
+    AUDIT_VERIFY_BROKEN = 1,     /* a record is edited, missing, reordered,
+                                    truncated or malformed */
+    AUDIT_VERIFY_ERROR = 2,      /* usage, unreadable file or key */
+    AUDIT_VERIFY_PARTIAL = 3     /* no problem found, but not everything
+                                    could be checked: no key, or the first
+                                    record's predecessor is not given */
+};
+
+/* Verify the chain across files (oldest first) with keys (NULL: structure
+ * and sequence only).  Writes the first problem, or a summary, to out.
+ * Returns an AUDIT_VERIFY_* status. */
+int audit_verify_files(const char *const *paths, size_t n,
+                       const audit_keys *keys, FILE *out);
 
 #endif
