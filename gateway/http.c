@@ -31,6 +31,7 @@ typedef enum http_route {
 
 typedef struct http_req {
     worker *w;
+    const tg_runtime *rt;        /* snapshot this request runs under (a reference) */
     struct MHD_Connection *conn;
     front_conn *fc;              /* weak: cleared when the terminal leaves */
     char id[33];
@@ -173,7 +174,7 @@ static void vendor_status_error(http_req *r, long status)
  * effort. */
 static int restore_translations(http_req *r, tg_translation *tr)
 {
-    int best_effort = r->w->rt->cfg->placeholder_best_effort;
+    int best_effort = r->rt->cfg->placeholder_best_effort;
 
     for (size_t i = 0; i < r->treq.n_texts; i++) {
         char *out = NULL;
@@ -205,8 +206,8 @@ static void on_translate_done(void *arg, upstream_err err,
                               const upstream_info *info)
 {
     http_req *r = arg;
-    const rt_upstream *up = &r->w->rt->upstreams[config_upstream_index(
-        r->w->rt->cfg, r->w->rt->cfg->clients[r->client].upstream)];
+    const rt_upstream *up = &r->rt->upstreams[config_upstream_index(
+        r->rt->cfg, r->rt->cfg->clients[r->client].upstream)];
     tg_translation *tr = NULL;
     adapter_err aerr;
     tg_buf out;
@@ -260,8 +261,8 @@ static void on_languages_done(void *arg, upstream_err err,
                               const upstream_info *info)
 {
     http_req *r = arg;
-    const rt_upstream *up = &r->w->rt->upstreams[config_upstream_index(
-        r->w->rt->cfg, r->w->rt->cfg->clients[r->client].upstream)];
+    const rt_upstream *up = &r->rt->upstreams[config_upstream_index(
+        r->rt->cfg, r->rt->cfg->clients[r->client].upstream)];
     adapter_err aerr;
     tg_buf out;
 
@@ -293,9 +294,9 @@ done:
 
 static const rt_upstream *client_upstream(http_req *r)
 {
-    const tg_config *cfg = r->w->rt->cfg;
+    const tg_config *cfg = r->rt->cfg;
     int i = config_upstream_index(cfg, cfg->clients[r->client].upstream);
-    return i < 0 ? NULL : &r->w->rt->upstreams[i];
+    return i < 0 ? NULL : &r->rt->upstreams[i];
 }
 
 static int admit_inflight(http_req *r)
@@ -305,7 +306,7 @@ static int admit_inflight(http_req *r)
                   "draining");
         return -1;
     }
-    if (r->w->n_inflight >= r->w->rt->cfg->max_inflight) {
+    if (r->w->n_inflight >= r->rt->cfg->max_inflight) {
         set_error(r, 503, "The gateway is overloaded; retry later", "overloaded");
         return -1;
     }
@@ -363,7 +364,7 @@ static int add_ignore_tag(char **list)
  * -1 with the response set (refusal or error); nothing has been sent. */
 static int apply_policy(http_req *r, const rt_upstream *up)
 {
-    const tg_client_conf *cl = &r->w->rt->cfg->clients[r->client];
+    const tg_client_conf *cl = &r->rt->cfg->clients[r->client];
     tg_translate_req *q = &r->treq;
     pol_ph_style style;
     pol_decision d;
@@ -380,7 +381,7 @@ static int apply_policy(http_req *r, const rt_upstream *up)
         style = POL_PH_XML_MARKUP;   /* the terminal already sends markup */
     else
         style = POL_PH_XML;
-    r->pol = pol_session_new(r->w->rt->policy, style);
+    r->pol = pol_session_new(r->rt->policy, style);
     fields = calloc(n, sizeof(*fields));
     lens = calloc(n, sizeof(*lens));
     if (r->pol == NULL || fields == NULL || lens == NULL) {
@@ -515,7 +516,7 @@ static void handle_translate(http_req *r)
         goto fail;
     if (admit_inflight(r) != 0)
         goto fail;
-    if (access_charge(r->w->rt, r->client, r->chars_in) != ACCESS_OK) {
+    if (access_charge(r->rt, r->client, r->chars_in) != ACCESS_OK) {
         set_error(r, 429, "Too many requests: this terminal's daily character allowance "
                   "is used up", access_code(ACCESS_DAILY_CHARS));
         goto fail;
@@ -591,7 +592,7 @@ static void handle_usage(http_req *r)
     unsigned long long used, limit;
     tg_buf b;
 
-    access_usage(r->w->rt, r->client, &used, &limit);
+    access_usage(r->rt, r->client, &used, &limit);
     tg_buf_init(&b, 256);
     /* DeepL clients expect a limit; "unlimited" is a very large one. */
     tg_buf_printf(&b, "{\"character_count\":%llu,\"character_limit\":%llu}",
@@ -603,7 +604,7 @@ static void handle_usage(http_req *r)
  * reading the body, -1 when a response has been prepared. */
 static int check_headers(http_req *r, const char *url, const char *method)
 {
-    const tg_runtime *rt = r->w->rt;
+    const tg_runtime *rt = r->rt;
     const char *auth, *cl, *ct, *key = NULL;
     size_t keylen = 0;
     int claimed = -1;
@@ -681,7 +682,7 @@ static int check_headers(http_req *r, const char *url, const char *method)
 /* How much of a refused request's body we read and drop before answering. */
 static size_t discard_cap(const http_req *r)
 {
-    size_t cap = r->w->rt->cfg->max_body_bytes * 4;
+    size_t cap = r->rt->cfg->max_body_bytes * 4;
     return cap < (1u << 20) ? (1u << 20) : cap;
 }
 
@@ -730,6 +731,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         if (r == NULL)
             return MHD_NO;
         r->w = w;
+        r->rt = runtime_ref(w->rt);
         r->conn = conn;
         r->client = -1;
         r->t0 = tg_now_ms();
@@ -817,7 +819,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     pol_session_free(r->pol);
     tg_buf_free(&r->body);
     if (r->entered)
-        access_leave(w->rt, r->client);
+        access_leave(r->rt, r->client);
+    runtime_unref(r->rt);
     w->n_active--;
     free(r);
     *con_cls = NULL;

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -301,6 +302,7 @@ tg_runtime *runtime_load(tg_config *cfg, FILE *errs)
         return NULL;
     }
     rt->cfg = cfg;
+    atomic_init(&rt->refs, 1);
     rt->listener_ctx = calloc(cfg->n_listeners, sizeof(SSL_CTX *));
     rt->listener_profile = calloc(cfg->n_listeners, sizeof(tls_profile *));
     rt->upstreams = calloc(cfg->n_upstreams, sizeof(rt_upstream));
@@ -336,6 +338,22 @@ tg_runtime *runtime_load(tg_config *cfg, FILE *errs)
 fail:
     runtime_free(rt);
     return NULL;
+}
+
+const tg_runtime *runtime_ref(const tg_runtime *rt)
+{
+    tg_runtime *m = (tg_runtime *)(uintptr_t)rt;
+
+    atomic_fetch_add(&m->refs, 1);
+    return rt;
+}
+
+void runtime_unref(const tg_runtime *rt)
+{
+    tg_runtime *m = (tg_runtime *)(uintptr_t)rt;
+
+    if (m != NULL && atomic_fetch_sub(&m->refs, 1) == 1)
+        runtime_free(m);
 }
 
 void runtime_free(tg_runtime *rt)

@@ -27,6 +27,7 @@ typedef struct rt_upstream {
 } rt_upstream;
 
 typedef struct tg_runtime {
+    _Atomic int refs;               /* holders: server, workers, requests */
     tg_config *cfg;                 /* owned */
     SSL_CTX **listener_ctx;         /* one per cfg->listeners */
     const tls_profile **listener_profile;
@@ -48,7 +49,15 @@ tg_runtime *runtime_load(tg_config *cfg, FILE *errs);
  * development build run from its checkout).  Returns a static path. */
 const char *runtime_default_rules(void);
 
-/* Wipes secrets.  NULL-safe. */
+/* Take a reference (the runtime stays alive until every holder let go).
+ * Returns rt.  Cannot fail. */
+const tg_runtime *runtime_ref(const tg_runtime *rt);
+
+/* Drop a reference; the last one frees the runtime.  NULL-safe. */
+void runtime_unref(const tg_runtime *rt);
+
+/* Free now, whatever the references (start-up failures only).  Wipes
+ * secrets.  NULL-safe. */
 void runtime_free(tg_runtime *rt);
 
 /* Print the effective listeners and upstreams with their TLS settings (for

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -30,6 +31,56 @@ static void raise_nofile(const tg_config *cfg, int nworkers)
     if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
         log_warn("open files limited to %llu; %llu wanted for the configured connections",
                  (unsigned long long)rl.rlim_cur, (unsigned long long)want);
+}
+
+/* Listener addresses are bound once; a reload may change everything else. */
+static int same_listeners(const tg_config *a, const tg_config *b)
+{
+    if (a->n_listeners != b->n_listeners)
+        return 0;
+    for (size_t i = 0; i < a->n_listeners; i++)
+        if (strcmp(a->listeners[i].host, b->listeners[i].host) != 0 ||
+            strcmp(a->listeners[i].port, b->listeners[i].port) != 0)
+            return 0;
+    return 1;
+}
+
+/* SIGHUP: validate the file again, build a complete new runtime, and only
+ * then hand it over.  Any problem keeps the running configuration.
+ * Returns the new runtime (one reference) or NULL. */
+static const tg_runtime *reload(const char *path, const tg_runtime *cur)
+{
+    tg_config *cfg;
+    tg_runtime *next;
+    char *msg = NULL;
+    size_t msglen = 0;
+    FILE *errs = open_memstream(&msg, &msglen);
+
+    if (errs == NULL)
+        errs = stderr;
+    cfg = config_load(path, errs);
+    next = cfg ? runtime_load(cfg, errs) : NULL;
+    if (next != NULL && !same_listeners(cur->cfg, next->cfg)) {
+        fprintf(errs, "%s: listener addresses changed; restart to apply\n", path);
+        runtime_free(next);
+        next = NULL;
+    }
+    if (errs != stderr)
+        fclose(errs);
+    if (next == NULL) {
+        /* One diagnostic per problem, as `check` prints them. */
+        for (char *line = msg, *nl; line != NULL && *line != '\0'; line = nl ? nl + 1 : NULL) {
+            nl = strchr(line, '\n');
+            if (nl != NULL)
+                *nl = '\0';
+            log_err("reload refused, configuration unchanged: %s", line);
+        }
+        free(msg);
+        return NULL;
+    }
+    free(msg);
+    log_info("configuration reloaded from %s", path);
+    return next;
 }
 
 int server_run(const char *config_path)
@@ -93,8 +144,15 @@ int server_run(const char *config_path)
             log_info("received %s: draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
             break;
         }
-        if (sig == SIGHUP)
-            log_warn("SIGHUP: configuration reload is not supported yet; restart to apply changes");
+        if (sig == SIGHUP) {
+            const tg_runtime *next = reload(config_path, rt);
+            if (next != NULL) {
+                for (int i = 0; i < started; i++)
+                    worker_set_runtime(&workers[i], next);
+                runtime_unref(rt);
+                rt = (tg_runtime *)(uintptr_t)next;
+            }
+        }
         if (sig == SIGUSR1)
             log_info("SIGUSR1: no log files to reopen");
     }
@@ -105,7 +163,7 @@ out:
     for (int i = 0; i < started; i++)
         worker_join(&workers[i]);
     free(workers);
-    runtime_free(rt);
+    runtime_unref(rt);
     curl_global_cleanup();
     if (rc == 0)
         log_info("stopped");

@@ -70,6 +70,30 @@ static void on_wake(ev_handler *h, uint32_t events)
         log_warn("worker %d: wake read: %s", w->id, strerror(errno));
     if (__atomic_load_n(&w->cmd_drain, __ATOMIC_ACQUIRE))
         start_drain(w);
+    pthread_mutex_lock(&w->cmd_lock);
+    if (w->next_rt != NULL) {
+        const tg_runtime *old = w->rt;
+        w->rt = w->next_rt;
+        w->next_rt = NULL;
+        for (size_t i = 0; i < w->n_listeners; i++)
+            w->listeners[i].ctx = w->rt->listener_ctx[i];
+        runtime_unref(old);
+        log_debug("worker %d: switched to the reloaded configuration", w->id);
+    }
+    pthread_mutex_unlock(&w->cmd_lock);
+}
+
+void worker_set_runtime(worker *w, const tg_runtime *rt)
+{
+    uint64_t one = 1;
+
+    pthread_mutex_lock(&w->cmd_lock);
+    if (w->next_rt != NULL)
+        runtime_unref(w->next_rt);
+    w->next_rt = runtime_ref(rt);
+    pthread_mutex_unlock(&w->cmd_lock);
+    if (write(w->wake_fd, &one, sizeof(one)) < 0)
+        log_warn("worker %d: wake: %s", w->id, strerror(errno));
 }
 
 /* While draining, close every connection that holds nothing in progress;
@@ -148,7 +172,8 @@ int worker_init(worker *w, int id, const tg_runtime *rt)
 
     memset(w, 0, sizeof(*w));
     w->id = id;
-    w->rt = rt;
+    w->rt = runtime_ref(rt);
+    pthread_mutex_init(&w->cmd_lock, NULL);
     w->mhd_fd = -1;
     w->wake_fd = -1;
     timers_init(&w->timers);
@@ -227,4 +252,11 @@ void worker_join(worker *w)
         close(w->epfd);
     w->epfd = -1;
     timers_free(&w->timers);
+    if (w->next_rt != NULL)
+        runtime_unref(w->next_rt);
+    w->next_rt = NULL;
+    if (w->rt != NULL)
+        runtime_unref(w->rt);
+    w->rt = NULL;
+    pthread_mutex_destroy(&w->cmd_lock);
 }

@@ -42,11 +42,13 @@ typedef struct worker_stats {
 typedef struct worker {
     int id;
     pthread_t thread;
-    const tg_runtime *rt;
+    const tg_runtime *rt;        /* current snapshot (a reference) */
     int epfd;
     int wake_fd;                 /* eventfd: commands from the main thread */
     ev_handler wake_h;
     volatile int cmd_drain;      /* set by the main thread before waking */
+    pthread_mutex_t cmd_lock;
+    const tg_runtime *next_rt;   /* a reloaded runtime to switch to (a reference) */
     worker_state state;
     uint64_t drain_deadline;
     tg_timers timers;
@@ -77,6 +79,12 @@ int worker_start(worker *w);
 
 /* Ask a running worker to drain (thread-safe).  Cannot fail. */
 void worker_drain(worker *w);
+
+/* Hand the worker a new runtime (thread-safe; takes a reference of its
+ * own).  The worker switches between events: new connections and requests
+ * use it, requests in flight finish under the one they started with.
+ * The listeners' addresses must be the same.  Cannot fail. */
+void worker_set_runtime(worker *w, const tg_runtime *rt);
 
 /* Join the thread and free everything.  Cannot fail. */
 void worker_join(worker *w);

@@ -441,6 +441,55 @@ class ZzDiagnosticsTest(unittest.TestCase):
             self.assertNotIn(needle, diag)
 
 
+class ReloadTest(unittest.TestCase):
+    def wait_for(self, gw, text, timeout=5):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in gw.diagnostics():
+                return
+            time.sleep(0.05)
+        self.fail("diagnostics never said: " + text)
+
+    def test_sighup_disables_one_client_and_keeps_the_rest(self):
+        w = harness.Workdir()
+        try:
+            up = {"name": "stub", "adapter": "deepl", "url": "https://localhost:%d" % STUB.port,
+                  "api_key_file": os.path.join(W.path, "vendor.apikey"), "ca_file": CERTS.ca,
+                  "clearance": 2}
+            gw = harness.Gateway(w.path, CERTS, upstreams=[up], clients=[
+                {"name": "a", "upstream": "stub"}, {"name": "b", "upstream": "stub"}],
+                workers=2).start()
+            body = form(text="reload", target_lang="DE")
+            self.assertEqual(gw.request("POST", "/v2/translate", body, FORM, client="a")[0], 200)
+            # A request in flight while the configuration changes finishes.
+            result = {}
+            th = threading.Thread(target=lambda: result.setdefault("r", gw.request(
+                "POST", "/v2/translate", form(text="@@delay=800@@ x", target_lang="DE"),
+                FORM, client="a")))
+            th.start()
+            time.sleep(0.2)
+            gw.config["clients"][0]["disabled"] = True
+            with open(gw.config_path, "w") as f:
+                json.dump(gw.config, f)
+            gw.proc.send_signal(signal.SIGHUP)
+            self.wait_for(gw, "configuration reloaded from")
+            th.join(5)
+            self.assertEqual(result["r"][0], 200)
+            st, _, data = gw.request("POST", "/v2/translate", body, FORM, client="a")
+            self.assertEqual(st, 403, data)
+            self.assertEqual(gw.request("POST", "/v2/translate", body, FORM, client="b")[0], 200)
+            # A broken file is refused whole; the running configuration stays.
+            with open(gw.config_path, "w") as f:
+                f.write('{"workers": "two"')
+            gw.proc.send_signal(signal.SIGHUP)
+            self.wait_for(gw, "reload refused, configuration unchanged")
+            self.assertEqual(gw.request("POST", "/v2/translate", body, FORM, client="b")[0], 200)
+            self.assertEqual(gw.request("POST", "/v2/translate", body, FORM, client="a")[0], 403)
+            self.assertEqual(gw.stop(), 0)
+        finally:
+            w.cleanup()
+
+
 class DrainTest(unittest.TestCase):
     def test_sigterm_lets_in_flight_requests_finish_then_exits_0(self):
         w = harness.Workdir()
