@@ -951,10 +951,15 @@ static void audit_set_failing(audit_log *a, const char *what, int err)
     pthread_mutex_lock(&a->mu);
     held = a->count;
     pthread_mutex_unlock(&a->mu);
-    log_err("audit: cannot %s %s: %s; %zu records queued, %s until it "
-            "recovers", what, a->path, strerror(err), held,
-            a->refuse_on_failure ? "new requests are refused"
-                                 : "requests continue while the queue has room");
+    held += (a->carry_n - a->carry_off) +
+            (size_t)audit_count_lines(a->pend + a->pend_done,
+                                      a->pend_len - a->pend_done);
+    log_err("audit: cannot %s %s: %s; %zu records held in memory; %s", what,
+            a->path, strerror(err), held,
+            a->refuse_on_failure
+                ? "new requests are refused until it recovers"
+                : "requests continue while the queue has room "
+                  "(refuse_on_failure is off)");
     atomic_store(&a->failing, 1);
 }
 
