@@ -1888,8 +1888,8 @@ tg_config *config_load(const char *path, FILE *errs)
 tg_config *config_load_opts(const char *path, unsigned flags, FILE *errs)
 {
     static const char *const keys[] = {
-        "workers", "log", "limits", "policy", "audit", "listeners", "upstreams",
-        "clients", NULL
+        "workers", "user", "log", "limits", "policy", "audit", "listeners",
+        "upstreams", "clients", NULL
     };
     config_ctx c;
     config_scan s;
@@ -1966,6 +1966,15 @@ tg_config *config_load_opts(const char *path, unsigned flags, FILE *errs)
     config_check_keys(&c, root, keys);
     if (config_get_int(&c, root, "workers", 0, 64, &workers) == 1)
         cfg->workers = (int)workers;
+    {
+        const char *u = NULL;
+        if (config_get_str(&c, root, "user", 0, &u) == 1) {
+            if (!config_valid_name(u) || u[0] == '-')
+                config_err_at(&c, "user", "expected an account name");
+            else
+                cfg->user = config_dup(&c, u);
+        }
+    }
     config_log_section(&c, root, cfg);
     config_limits_section(&c, root, cfg);
     config_policy_section(&c, root, cfg);
@@ -2055,6 +2064,7 @@ void config_free(tg_config *cfg)
     free(cfg->audit_path);
     free(cfg->audit_key_file);
     free(cfg->audit_syslog);
+    free(cfg->user);
     free(cfg->path);
     free(cfg);
 }
@@ -2108,6 +2118,7 @@ int config_print(const tg_config *cfg, FILE *out)
         fprintf(out, "workers: 0 (one per CPU)\n");
     else
         fprintf(out, "workers: %d\n", cfg->workers);
+    fprintf(out, "user: %s\n", cfg->user ? cfg->user : "(unchanged)");
     fprintf(out, "log:\n  level: %s\n  syslog: %s\n",
             config_level_name(cfg->log_level),
             cfg->log_syslog ? "true" : "false");

@@ -98,6 +98,7 @@ typedef struct tg_client_conf {
 typedef struct tg_config {
     char *path;                 /* file it was loaded from */
     int   workers;              /* 0 = one per CPU */
+    char *user;                 /* account to switch to when started as root; NULL: none */
     tg_log_level log_level;
     bool  log_syslog;
 

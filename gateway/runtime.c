@@ -1,6 +1,7 @@
 #include "runtime.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netdb.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -258,6 +259,31 @@ static int load_upstream(rt_upstream *u, const tg_upstream_conf *c, FILE *errs)
     u->url_prefix = tg_buf_steal(&url, NULL);
     if (u->url_prefix == NULL)
         return -1;
+    if (c->ca_file != NULL) {
+        /* Read once, so transfers never touch the file system (the process
+         * may no longer be allowed to) and a reload is the only way to
+         * change trust. */
+        FILE *f = fopen(c->ca_file, "rb");
+        tg_buf ca;
+        char chunk[4096];
+        size_t n;
+        tg_buf_init(&ca, 4u << 20);
+        if (f == NULL) {
+            fprintf(errs, "upstream %s: %s: %s\n", c->name, c->ca_file, strerror(errno));
+            return -1;
+        }
+        while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+            if (tg_buf_add(&ca, chunk, n) != 0)
+                break;
+        fclose(f);
+        if (ca.data == NULL || strstr(ca.data, "-----BEGIN CERTIFICATE-----") == NULL) {
+            fprintf(errs, "upstream %s: %s: no PEM certificate (or larger than 4 MiB)\n",
+                    c->name, c->ca_file);
+            tg_buf_free(&ca);
+            return -1;
+        }
+        u->ca_pem = tg_buf_steal(&ca, &u->ca_len);
+    }
     if (c->n_pins > 0) {
         tg_buf pins;
         tg_buf_init(&pins, 16 * 64);
@@ -368,6 +394,7 @@ void runtime_free(tg_runtime *rt)
             curl_slist_free_all(rt->upstreams[i].resolve);
             free(rt->upstreams[i].url_prefix);
             free(rt->upstreams[i].pins);
+            free(rt->upstreams[i].ca_pem);
         }
     }
     free(rt->listener_ctx);

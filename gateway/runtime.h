@@ -24,6 +24,9 @@ typedef struct rt_upstream {
     char address[64];               /* first resolved address (audit) */
     char *url_prefix;               /* "https://host:port" + base_path */
     char *pins;                     /* CURLOPT_PINNEDPUBLICKEY form, or NULL */
+    char *ca_pem;                   /* ca_file's contents, read at load; NULL:
+                                       system store */
+    size_t ca_len;
 } rt_upstream;
 
 typedef struct tg_runtime {

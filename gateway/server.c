@@ -1,6 +1,8 @@
 #include "server.h"
 
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdint.h>
@@ -31,6 +33,35 @@ static void raise_nofile(const tg_config *cfg, int nworkers)
     if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
         log_warn("open files limited to %llu; %llu wanted for the configured connections",
                  (unsigned long long)rl.rlim_cur, (unsigned long long)want);
+}
+
+/* Started as root: after the sockets are bound and the secrets read, run
+ * as the configured account (OPS-8).  Returns 0 or -1 after logging. */
+static int drop_privileges(const tg_config *cfg)
+{
+    struct passwd *pw;
+
+    if (geteuid() != 0) {
+        if (cfg->user != NULL)
+            log_info("not started as root: \"user\" %s ignored", cfg->user);
+        return 0;
+    }
+    if (cfg->user == NULL) {
+        log_warn("running as root: set \"user\" to an unprivileged account");
+        return 0;
+    }
+    pw = getpwnam(cfg->user);
+    if (pw == NULL) {
+        log_err("user %s: no such account", cfg->user);
+        return -1;
+    }
+    if (setgroups(0, NULL) != 0 || setgid(pw->pw_gid) != 0 ||
+        setuid(pw->pw_uid) != 0 || setuid(0) == 0) {
+        log_err("cannot switch to user %s: %s", cfg->user, strerror(errno));
+        return -1;
+    }
+    log_info("running as %s (uid %u)", cfg->user, (unsigned)pw->pw_uid);
+    return 0;
 }
 
 /* Listener addresses are bound once; a reload may change everything else. */
@@ -126,10 +157,21 @@ int server_run(const char *config_path)
     if (workers == NULL)
         goto out;
     for (int i = 0; i < nworkers; i++) {
-        if (worker_init(&workers[i], i, rt) != 0)
+        if (worker_init(&workers[i], i, rt) != 0) {
+            for (int j = 0; j < i; j++)
+                worker_join(&workers[j]);
             goto out;
+        }
+    }
+    if (drop_privileges(rt->cfg) != 0) {
+        for (int j = 0; j < nworkers; j++)
+            worker_join(&workers[j]);
+        goto out;
+    }
+    for (int i = 0; i < nworkers; i++) {
         if (worker_start(&workers[i]) != 0) {
-            worker_join(&workers[i]);
+            for (int j = i; j < nworkers; j++)
+                worker_join(&workers[j]);
             goto out;
         }
         started++;

@@ -378,8 +378,14 @@ static int transfer_setup(struct transfer *t, const rt_upstream *up,
     curl_easy_setopt(e, CURLOPT_TLS13_CIPHERS, up->profile->tls13_suites);
     curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, runtime_curl_ssl_ctx);
     curl_easy_setopt(e, CURLOPT_SSL_CTX_DATA, (void *)(uintptr_t)up);
-    if (c->ca_file != NULL)
-        curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
+    if (up->ca_pem != NULL) {
+        /* The configured CAs and nothing else: no default bundle or
+         * directory alongside them. */
+        struct curl_blob blob = { up->ca_pem, up->ca_len, CURL_BLOB_NOCOPY };
+        curl_easy_setopt(e, CURLOPT_CAINFO, NULL);
+        curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
+        curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &blob);
+    }
     if (up->pins != NULL)
         curl_easy_setopt(e, CURLOPT_PINNEDPUBLICKEY, up->pins);
     if (c->proxy != NULL) {

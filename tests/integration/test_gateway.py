@@ -490,6 +490,33 @@ class ReloadTest(unittest.TestCase):
             w.cleanup()
 
 
+class PrivilegeTest(unittest.TestCase):
+    def test_started_as_root_it_serves_as_the_configured_user(self):
+        import pwd
+        if os.geteuid() != 0:
+            self.skipTest("needs root")
+        nobody = pwd.getpwnam("nobody")
+        w = harness.Workdir()
+        try:
+            gw = harness.Gateway(w.path, CERTS, upstreams=[
+                {"name": "stub", "adapter": "deepl", "url": "https://localhost:%d" % STUB.port,
+                 "api_key_file": os.path.join(W.path, "vendor.apikey"), "ca_file": CERTS.ca,
+                 "clearance": 2}], clients=[{"name": "t", "upstream": "stub"}], workers=1)
+            gw.config["user"] = "nobody"
+            with open(gw.config_path, "w") as f:
+                json.dump(gw.config, f)
+            gw.start()
+            with open("/proc/%d/status" % gw.proc.pid) as f:
+                uids = [line.split()[1:] for line in f if line.startswith("Uid:")][0]
+            self.assertEqual(uids, [str(nobody.pw_uid)] * 4)
+            st, _, _ = gw.request("POST", "/v2/translate", form(text="x", target_lang="DE"),
+                                  FORM, client="t")
+            self.assertEqual(st, 200)
+            self.assertEqual(gw.stop(), 0)
+        finally:
+            w.cleanup()
+
+
 class DrainTest(unittest.TestCase):
     def test_sigterm_lets_in_flight_requests_finish_then_exits_0(self):
         w = harness.Workdir()
