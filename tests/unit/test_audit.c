@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -1023,6 +1024,66 @@ static void test_full_disk_refuses_then_writes_everything(void **state)
     free(out);
 }
 
+/* The same with a real ENOSPC, on a 256 KiB tmpfs.  Needs the right to
+ * mount (root in a private namespace); skipped otherwise. */
+static void test_enospc_on_a_small_tmpfs_refuses_then_recovers(void **state)
+{
+    char dir[512], path[600], filler[600], chunk[4096], *out, *all;
+    audit_log *a;
+    audit_stats st;
+    size_t len, n;
+    char **lines;
+    int fd;
+
+    (void)state;
+    path_in(dir, sizeof(dir), "tmpfs");
+    assert_int_equal(mkdir(dir, 0700), 0);
+    if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, "size=256k,mode=0700") != 0) {
+        fprintf(stderr, "skipping: cannot mount a tmpfs here (%s)\n", strerror(errno));
+        rmdir(dir);
+        skip();
+    }
+    snprintf(path, sizeof(path), "%s/audit.log", dir);
+    snprintf(filler, sizeof(filler), "%s/filler", dir);
+    a = open_trail(path, 64, 1, AUDIT_FSYNC_ALWAYS);
+    assert_non_null(a);
+    assert_int_equal(audit_submit(a, json_pack("{s:s}", "event", "start")), 0);
+    assert_int_equal(audit_flush(a, 5000), 0);
+    for (int i = 0; i < 40; i++)
+        assert_int_equal(audit_reserve(a), 0);
+    /* Fill the file system. */
+    memset(chunk, 'f', sizeof(chunk));
+    fd = open(filler, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    while (write(fd, chunk, sizeof(chunk)) > 0)
+        ;
+    assert_int_equal(errno, ENOSPC);
+    /* 40 records (more than the last page's slack) find no room. */
+    for (int i = 0; i < 40; i++)
+        audit_commit(a, exchange(i));
+    wait_healthy(a, 0, 3000);
+    audit_get_stats(a, &st);
+    assert_int_equal(st.last_errno, ENOSPC);
+    assert_int_equal(audit_reserve(a), -1);
+    all = read_all(path, &len);
+    assert_int_equal(all[len - 1], '\n');      /* no partial record */
+    free(all);
+    /* Free the space. */
+    assert_int_equal(ftruncate(fd, 0), 0);
+    close(fd);
+    wait_healthy(a, 1, 5000);
+    assert_int_equal(audit_flush(a, 5000), 0);
+    audit_close(a);
+    n = read_lines(path, &lines);
+    assert_int_equal(n, 41);
+    free_lines(lines, n);
+    assert_int_equal(verify1(path, &out), AUDIT_VERIFY_INTACT);
+    assert_string_equal(out, "verified: 41 records in 1 file, seq 1..41, chain intact\n");
+    free(out);
+    assert_int_equal(umount(dir), 0);
+    rmdir(dir);
+}
+
 static void test_continue_policy_accepts_until_the_queue_is_full(void **state)
 {
     char path[512], *out;
@@ -1295,6 +1356,7 @@ int main(void)
         T(test_reservations_bound_the_queue_and_lost_events_are_recorded),
         T(test_oversize_and_unserialisable_records_keep_their_place),
         T(test_full_disk_refuses_then_writes_everything),
+        T(test_enospc_on_a_small_tmpfs_refuses_then_recovers),
         T(test_continue_policy_accepts_until_the_queue_is_full),
         T(test_concurrent_workers_get_a_gap_free_chain),
         T(test_syslog_udp_and_tcp_carry_rfc5424_records),
