@@ -56,9 +56,13 @@ static int tool_records(audit_log *a, int from, int n, const char *doc)
             audit_text_mac(a, buf, len, mac);
             json_object_set_new(rec, "text_macs", json_pack("[s]", mac));
         }
-        if (audit_reserve(a) != 0) {
-            json_decref(rec);
-            return -1;
+        /* A full queue means the writer lags: wait for it, up to 10 s. */
+        for (int tries = 0; audit_reserve(a) != 0; tries++) {
+            if (tries == 100000) {
+                json_decref(rec);
+                return -1;
+            }
+            usleep(100);
         }
         audit_commit(a, rec);
     }
