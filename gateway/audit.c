@@ -687,7 +687,12 @@ static void audit_syslog_send(audit_log *a, const char *line, size_t len,
         while (w < 0 && errno == EINTR);
         if (w < 0) {
             atomic_fetch_add(&a->st_sys_drop, 1);
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
+            /* A full socket buffer or a record too long for a datagram
+             * concerns this record only; anything else, the server. */
+            if (errno == EMSGSIZE)
+                log_warn("audit: a record of %zu bytes is too long for a "
+                         "syslog datagram; not forwarded", len);
+            else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS)
                 audit_syslog_fail(a, "send", errno);
             return;
         }

@@ -64,7 +64,9 @@ void audit_close(audit_log *a);
 int audit_reserve(audit_log *a);
 
 /* Queue a record into a slot taken by audit_reserve.  Steals rec.  Cannot
- * fail: the slot is there. */
+ * fail: the slot is there.  (A NULL or non-object rec is written as a
+ * record_unserializable event, so the exchange keeps its place; committing
+ * without a reservation is a caller bug and aborts.) */
 void audit_commit(audit_log *a, json_t *rec);
 
 /* Give back an unused reservation.  Cannot fail. */
@@ -82,7 +84,9 @@ int audit_healthy(const audit_log *a);
 
 /* Ask the writer to reopen the file (SIGUSR1 after logrotate moved it).
  * The first record in the new file is a "reopen" event whose chain
- * continues from the last record of the previous file.  Cannot fail. */
+ * continues from the last record of the previous file.  Cannot fail (if the
+ * new file cannot be opened the trail is unhealthy until it can).  Takes a
+ * mutex: call it from the thread that sigwait()s, not a signal handler. */
 void audit_reopen(audit_log *a);
 
 /* HMAC-SHA256 (lower-case hex, 64 characters + NUL) of a text under the
