@@ -34,6 +34,90 @@ typedef struct pol_words {
     size_t n;
 } pol_words;
 
+/* A necessary condition for a match, declared in the pack ("prefilter",
+ * docs/rules.md).  Unlike an anchor it restricts nothing: the engine uses
+ * it only to skip text where the pattern cannot match, so results are those
+ * of a full scan as long as the declaration is true (proved for the default
+ * pack by the golden test and the fuzz_pol_diff harness). */
+typedef struct pol_prefilter {
+    pol_words words;           /* every match contains one (n == 0: none) */
+    int window;                /* the words also bound where a match starts */
+    unsigned before, after;    /* code points around a word (window) */
+    unsigned digits;           /* every match holds >= digits digits (0: no) */
+    unsigned gap;              /* ... consecutive ones <= gap code points apart */
+    unsigned lead;             /* ... and starts <= lead code points before
+                                  its first digit */
+} pol_prefilter;
+
+#define POL_PF_ACTIVE(pf) ((pf)->words.n > 0 || (pf)->digits > 0)
+
+/* Dictionary of every literal word the engine looks for in one shared pass
+ * over a field: anchor words and prefilter words of all rules.  Each
+ * distinct literal appears once, with the list of rules that use it. */
+typedef enum pol_lit_kind {
+    POL_LIT_ANCHOR = 0,        /* detector anchor word */
+    POL_LIT_PF_DET = 1,        /* detector prefilter word */
+    POL_LIT_PF_MARK = 2        /* marking prefilter word */
+} pol_lit_kind;
+
+typedef struct pol_lit_use {
+    uint32_t owner;            /* detector or marking index */
+    uint32_t word;             /* index in the owner's list (alternation order) */
+    pol_lit_kind kind;
+} pol_lit_use;
+
+typedef struct pol_lit {
+    const char *w;             /* borrowed from an owner's word list */
+    size_t len;
+    size_t use0, nuse;         /* range in pol_dict.use */
+} pol_lit;
+
+typedef struct pol_dict {
+    pol_lit *lit;              /* sorted by first two bytes */
+    size_t nlit;
+    pol_lit_use *use;
+    size_t nuse;
+    uint32_t one[256];         /* one-byte literal equal to this byte: index + 1 */
+    uint8_t pair[8192];        /* bit b0 << 8 | b1: a longer literal starts so */
+    uint32_t *pkey;            /* open addressing over pairs: key + 1, 0 empty */
+    uint32_t *pstart, *pcount; /* range of literals with that pair */
+    size_t pcap;               /* power of two */
+} pol_dict;
+
+/* What one linear pass found in a field. */
+typedef struct pol_occ {
+    size_t pos;                /* byte offset */
+    size_t lit;                /* index into pol_dict.lit */
+} pol_occ;
+
+typedef struct pol_digit {
+    size_t pos;                /* byte offset */
+    size_t cp;                 /* code point index */
+} pol_digit;
+
+#define POL_SCAN_TOKEN 1u      /* a literal U+27E6 or U+27E7 */
+#define POL_SCAN_LT    2u      /* a '<' */
+
+typedef struct pol_scan {
+    pol_occ *occ;
+    size_t nocc, capocc;
+    pol_digit *dig;
+    size_t ndig, capdig;
+    unsigned flags;
+} pol_scan;
+
+/* Build the dictionary from the engine's detectors and markings.
+ * 0, or -1 when out of memory (the dictionary is then freed). */
+int pol_dict_build(pol_dict *dc, const struct pol_engine *e);
+void pol_dict_free(pol_dict *dc);
+
+/* One pass over valid UTF-8 text: every occurrence of every dictionary
+ * literal (at code point starts, in position order), every digit (ASCII or
+ * full-width) and the POL_SCAN_* flags.  Arrays grow in sc (kept between
+ * calls; free with pol_scan_free).  0, or -1 when out of memory. */
+int pol_scan_field(pol_scan *sc, const pol_dict *dc, const char *t, size_t len);
+void pol_scan_free(pol_scan *sc);
+
 typedef struct pol_detector {
     char *id;
     size_t type;               /* index into engine types */
@@ -46,13 +130,16 @@ typedef struct pol_detector {
     pol_action action;
     int priority;
     pcre2_code *anchor;        /* literal alternation of anchor words, or NULL */
+    pol_words anchor_words;    /* the same words, for the shared scan */
     unsigned anchor_before, anchor_after;
+    pol_prefilter pf;
 } pol_detector;
 
 typedef struct pol_marking {
     char *id;
     int level;
     pcre2_code *re;
+    pol_prefilter pf;
 } pol_marking;
 
 typedef struct pol_allow {
@@ -76,8 +163,16 @@ struct pol_engine {
     pcre2_code *lit_token;     /* literal ⟦ or ⟧ in input */
     pcre2_code *lit_xml;       /* literal <tgph in markup input */
     uint32_t max_ovec;         /* largest capture count + 1 */
+    pol_dict dict;             /* literals for the shared pre-scan */
+    int reference;             /* 1: the plain one-pass-per-rule scan (no
+                                  shared pre-scan, no prefilters), kept as
+                                  the oracle for differential tests */
     char digest[65];
 };
+
+/* Switch an engine to the reference scan (on != 0) or back.  For tests
+ * only: call before the engine is shared.  Cannot fail. */
+void pol_engine_set_reference(pol_engine *e, int on);
 
 /* SHA-256, self-contained (policy/ may not use OpenSSL). */
 typedef struct pol_sha256 {

@@ -39,12 +39,14 @@ typedef struct pol_det_spec {
     int required;
     pol_action action;
     int priority;
+    pol_prefilter pf;
     pol_src src;
 } pol_det_spec;
 
 typedef struct pol_mark_spec {
     char *id, *pattern;
     int level;
+    pol_prefilter pf;
     pol_src src;
 } pol_mark_spec;
 
@@ -162,6 +164,7 @@ static void pol_det_spec_free(pol_det_spec *d)
     pol_words_free(&d->ctx);
     pol_words_free(&d->not_ctx);
     pol_words_free(&d->anchor);
+    pol_words_free(&d->pf.words);
     memset(d, 0, sizeof *d);
 }
 
@@ -169,6 +172,7 @@ static void pol_mark_spec_free(pol_mark_spec *m)
 {
     free(m->id);
     free(m->pattern);
+    pol_words_free(&m->pf.words);
     memset(m, 0, sizeof *m);
 }
 
@@ -379,6 +383,80 @@ static void pol_get_words(pol_loader *ld, const pol_src *src, json_t *ctx,
     pol_get_words_at(ld, src, ctx, "context", key, w);
 }
 
+/* "prefilter": a necessary condition for a match (docs/rules.md).  Checked
+ * strictly, since a wrong one silently loses detections: words and a
+ * window, or digits (optionally with words that every match contains). */
+static void pol_get_prefilter(pol_loader *ld, const pol_src *src, json_t *o,
+                              pol_prefilter *pf)
+{
+    static const char *const keys[] = {"words", "before", "after", "digits", "gap",
+        "lead", NULL};
+    static const struct {
+        const char *key;
+        long lo, hi;
+    } nums[5] = {{"before", 0, POL_MAX_WINDOW}, {"after", 0, POL_MAX_WINDOW},
+                 {"digits", 1, 64}, {"gap", 0, 16}, {"lead", 0, 16}};
+    pol_jpath p[4] = {{src->section, 0}, {NULL, src->index}, {"prefilter", 0}, {NULL, 0}};
+    json_t *pfo = json_object_get(o, "prefilter"), *v;
+    unsigned val[5] = {0, 0, 0, 0, 0};
+    int has[5] = {0, 0, 0, 0, 0};
+    const char *key;
+    size_t i;
+
+    if (pfo == NULL)
+        return;
+    if (!json_is_object(pfo)) {
+        pol_report_entry(ld, src, "prefilter", "must be an object");
+        return;
+    }
+    json_object_foreach(pfo, key, v) {
+        int ok = 0;
+        for (i = 0; keys[i] != NULL; i++)
+            if (strcmp(key, keys[i]) == 0)
+                ok = 1;
+        p[3].key = key;
+        if (!ok)
+            pol_report(ld, src->pack, p, 4, "unknown key");
+    }
+    pol_get_words_at(ld, src, pfo, "prefilter", "words", &pf->words);
+    for (i = 0; i < 5; i++) {
+        v = json_object_get(pfo, nums[i].key);
+        p[3].key = nums[i].key;
+        if (v == NULL)
+            continue;
+        if (!json_is_integer(v) || json_integer_value(v) < nums[i].lo ||
+            json_integer_value(v) > nums[i].hi) {
+            pol_report(ld, src->pack, p, 4, "must be an integer between %ld and %ld",
+                       nums[i].lo, nums[i].hi);
+            continue;
+        }
+        has[i] = 1;
+        val[i] = (unsigned)json_integer_value(v);
+    }
+    if (json_object_get(pfo, "words") != NULL && pf->words.n == 0) {
+        p[3].key = "words";
+        pol_report(ld, src->pack, p, 4, "needs at least one word");
+    }
+    if (pf->words.n == 0 && !has[2]) {
+        pol_report(ld, src->pack, p, 3, "needs \"words\" or \"digits\"");
+        return;
+    }
+    if ((has[0] || has[1]) && (has[2] || pf->words.n == 0)) {
+        p[3].key = has[0] ? "before" : "after";
+        pol_report(ld, src->pack, p, 4, "a window needs \"words\" and no \"digits\"");
+    }
+    if ((has[3] || has[4]) && !has[2]) {
+        p[3].key = has[3] ? "gap" : "lead";
+        pol_report(ld, src->pack, p, 4, "needs \"digits\"");
+    }
+    pf->window = has[0] || has[1];
+    pf->before = val[0];
+    pf->after = val[1];
+    pf->digits = val[2];
+    pf->gap = val[3];
+    pf->lead = val[4];
+}
+
 static const struct {
     const char *name;
     pol_validator v;
@@ -393,7 +471,8 @@ static void pol_parse_detector(pol_loader *ld, const pol_src *src, json_t *o,
                                pol_det_spec *d, int *enabled)
 {
     static const char *const keys[] = {"id", "type", "pattern", "validator",
-        "context", "anchor", "action", "priority", "enabled", "description", NULL};
+        "context", "anchor", "prefilter", "action", "priority", "enabled", "description",
+        NULL};
     static const char *const akeys[] = {"words", "before", "after", NULL};
     static const char *const ckeys[] = {"words", "window", "before", "after",
         "required", "exclude", NULL};
@@ -478,6 +557,10 @@ static void pol_parse_detector(pol_loader *ld, const pol_src *src, json_t *o,
             }
         }
     }
+    pol_get_prefilter(ld, src, o, &d->pf);
+    if (d->anchor.n > 0 && POL_PF_ACTIVE(&d->pf))
+        pol_report_entry(ld, src, "prefilter",
+                         "an anchored detector cannot also have a prefilter");
     ctx = json_object_get(o, "context");
     if (ctx != NULL) {
         pol_src csrc = *src;
@@ -544,7 +627,7 @@ static void pol_parse_detector(pol_loader *ld, const pol_src *src, json_t *o,
 static void pol_parse_marking(pol_loader *ld, const pol_src *src, json_t *o,
                               pol_mark_spec *m, int *enabled)
 {
-    static const char *const keys[] = {"id", "level", "pattern", "enabled",
+    static const char *const keys[] = {"id", "level", "pattern", "prefilter", "enabled",
         "description", NULL};
 
     memset(m, 0, sizeof *m);
@@ -560,6 +643,7 @@ static void pol_parse_marking(pol_loader *ld, const pol_src *src, json_t *o,
         pol_report_entry(ld, src, NULL, "missing required key \"level\"");
     m->level = (int)pol_get_int(ld, src, o, "level", POL_LEVEL_MIN, POL_LEVEL_MAX, 0);
     m->pattern = pol_get_str(ld, src, o, "pattern", 1);
+    pol_get_prefilter(ld, src, o, &m->pf);
 }
 
 static void pol_parse_allow(pol_loader *ld, const pol_src *src, json_t *o,
@@ -841,6 +925,15 @@ static char *pol_expand(const pol_loader *ld, const char *pat, int depth,
     return out;
 }
 
+/* Options for a pattern searched in windows (anchor or prefilter).  The
+ * offset limit bounds where a match may start.  No start optimisation:
+ * PCRE2 would otherwise look for a required code unit from the window to
+ * the end of the text on every call, which made many small windows over a
+ * long text quadratic (e.g. 機 repeated for the markings); within a short
+ * window trying each start is cheap.  Neither option changes what a match
+ * attempt at a given start finds. */
+#define POL_WINDOWED (PCRE2_USE_OFFSET_LIMIT | PCRE2_NO_START_OPTIMIZE)
+
 /* Compile an entry's pattern; reports and returns NULL on error. */
 static pcre2_code *pol_compile(pol_loader *ld, const pol_src *src,
                                const char *pattern, uint32_t extra)
@@ -863,7 +956,8 @@ static pcre2_code *pol_compile(pol_loader *ld, const pol_src *src,
         return NULL;
     }
     re = pcre2_compile((PCRE2_SPTR)full, PCRE2_ZERO_TERMINATED,
-                       PCRE2_UTF | PCRE2_NEVER_BACKSLASH_C | extra, &ec, &off, NULL);
+                       PCRE2_UTF | PCRE2_NEVER_BACKSLASH_C | (extra & ~PCRE2_NO_START_OPTIMIZE),
+                       &ec, &off, NULL);
     if (re == NULL) {
         PCRE2_UCHAR buf[256];
         if (pcre2_get_error_message(ec, buf, sizeof buf) < 0)
@@ -874,12 +968,25 @@ static pcre2_code *pol_compile(pol_loader *ld, const pol_src *src,
         free(full);
         return NULL;
     }
-    free(full);
+    /* The minimum length is a start optimisation: PCRE2 computes it only
+     * without PCRE2_NO_START_OPTIMIZE, so check it first and recompile. */
     if (pcre2_pattern_info(re, PCRE2_INFO_MINLENGTH, &minlen) == 0 && minlen == 0) {
         pol_report_entry(ld, src, "pattern", "pattern can match the empty string");
         pcre2_code_free(re);
+        free(full);
         return NULL;
     }
+    if (extra & PCRE2_NO_START_OPTIMIZE) {
+        pcre2_code_free(re);
+        re = pcre2_compile((PCRE2_SPTR)full, PCRE2_ZERO_TERMINATED,
+                           PCRE2_UTF | PCRE2_NEVER_BACKSLASH_C | extra, &ec, &off, NULL);
+        if (re == NULL) {
+            pol_report_entry(ld, src, "pattern", "out of memory");
+            free(full);
+            return NULL;
+        }
+    }
+    free(full);
     /* JIT is an optimisation: when it is unavailable the interpreter runs
      * the same pattern under the same limits. */
     (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
@@ -930,12 +1037,16 @@ static void pol_engine_free_parts(pol_engine *e)
         pol_words_free(&e->det[i].ctx);
         pol_words_free(&e->det[i].not_ctx);
         pcre2_code_free(e->det[i].anchor);
+        pol_words_free(&e->det[i].anchor_words);
+        pol_words_free(&e->det[i].pf.words);
     }
     free(e->det);
     for (i = 0; i < e->nmark; i++) {
         free(e->mark[i].id);
         pcre2_code_free(e->mark[i].re);
+        pol_words_free(&e->mark[i].pf.words);
     }
+    pol_dict_free(&e->dict);
     free(e->mark);
     for (i = 0; i < e->nallow; i++) {
         free(e->allow[i].id);
@@ -1005,7 +1116,7 @@ static int pol_build(pol_loader *ld, pol_engine *e)
             continue;
         }
         d->re = pol_compile(ld, &s->src, s->pattern,
-                            s->anchor.n > 0 ? PCRE2_USE_OFFSET_LIMIT : 0);
+                            s->anchor.n > 0 || POL_PF_ACTIVE(&s->pf) ? POL_WINDOWED : 0);
         if (d->re == NULL)
             continue;
         if (s->anchor.n > 0) {
@@ -1018,7 +1129,11 @@ static int pol_build(pol_loader *ld, pol_engine *e)
             }
             d->anchor_before = s->anchor_before;
             d->anchor_after = s->anchor_after;
+            d->anchor_words = s->anchor;
+            memset(&s->anchor, 0, sizeof s->anchor);
         }
+        d->pf = s->pf;
+        memset(&s->pf, 0, sizeof s->pf);
         d->id = s->id;
         s->id = NULL;
         d->type = (size_t)t;
@@ -1040,12 +1155,15 @@ static int pol_build(pol_loader *ld, pol_engine *e)
         pol_marking *m = &e->mark[e->nmark];
         if (s->id == NULL || s->pattern == NULL || s->level == 0)
             continue;
-        m->re = pol_compile(ld, &s->src, s->pattern, 0);
+        m->re = pol_compile(ld, &s->src, s->pattern,
+                            POL_PF_ACTIVE(&s->pf) ? POL_WINDOWED : 0);
         if (m->re == NULL)
             continue;
         m->id = s->id;
         s->id = NULL;
         m->level = s->level;
+        m->pf = s->pf;
+        memset(&s->pf, 0, sizeof s->pf);
         pol_track_ovec(e, m->re);
         e->nmark++;
     }
@@ -1087,7 +1205,13 @@ static int pol_build(pol_loader *ld, pol_engine *e)
         return -1;
     (void)pcre2_jit_compile(e->lit_token, PCRE2_JIT_COMPLETE);
     (void)pcre2_jit_compile(e->lit_xml, PCRE2_JIT_COMPLETE);
-    return 0;
+    return pol_dict_build(&e->dict, e);
+}
+
+void pol_engine_set_reference(pol_engine *e, int on)
+{
+    if (e != NULL)
+        e->reference = on != 0;
 }
 
 pol_engine *pol_engine_load_mem(const char *const *names,

@@ -33,6 +33,11 @@ typedef struct pol_field {
     size_t n, cap;
 } pol_field;
 
+/* Byte range where a match may start: [lo, hi]. */
+typedef struct pol_win {
+    size_t lo, hi;
+} pol_win;
+
 typedef struct pol_cand {
     size_t start, end;
     long det;          /* detector index, -1 for a literal placeholder */
@@ -72,6 +77,9 @@ struct pol_session {
     size_t ncand, capcand;
     unsigned char *claimed;
     size_t claimed_cap;
+    pol_scan scan;             /* the field's shared pre-scan */
+    pol_win *wins;             /* windows where one rule may match */
+    size_t nwins, capwins;
 };
 
 static void pol_wipe(void *p, size_t n)
@@ -236,6 +244,8 @@ void pol_session_free(pol_session *s)
     free(s->marks);
     free(s->cands);
     free(s->claimed);
+    pol_scan_free(&s->scan);
+    free(s->wins);
     pcre2_match_data_free(s->md);
     pcre2_match_context_free(s->mc);
     pcre2_match_context_free(s->mc_lim);
@@ -559,6 +569,161 @@ static pol_err pol_run_anchored(pol_session *s, long det, const char *t, size_t 
     return POL_OK;
 }
 
+/* Run one pattern from the windows s->wins (sorted by lo): the same search
+ * as pol_run_anchored's inner loop, so a rule whose every possible match
+ * start lies in a window gets exactly the matches of a full pol_run: after
+ * a match the search resumes at its end, and a window never searches
+ * before the end of the previous match. */
+static pol_err pol_run_windows(pol_session *s, const pcre2_code *re, const char *t,
+                               size_t len, long det, int mark, size_t field)
+{
+    size_t w, next = 0;
+
+    for (w = 0; w < s->nwins; w++) {
+        size_t lo = s->wins[w].lo, hi = s->wins[w].hi;
+        if (lo < next)
+            lo = next;
+        while (lo <= hi && lo < len) {
+            PCRE2_SIZE *ov;
+            size_t st, en;
+            pol_err pe;
+            int rc;
+            pcre2_set_offset_limit(s->mc_lim, hi);
+            rc = pol_match(s, re, t, len, lo, s->mc_lim);
+            if (rc == PCRE2_ERROR_NOMATCH)
+                break;
+            if (rc < 0)
+                return pol_rc_err(rc);
+            ov = pcre2_get_ovector_pointer(s->md);
+            st = ov[0];
+            en = ov[1];
+            if (en <= lo || en <= st) {
+                lo = pol_fwd_cp(t, len, en > lo ? en : lo, 1);
+                continue;
+            }
+            lo = next = en;
+            if ((pe = pol_hit(s, det, mark, field, t, len, st, en)) != POL_OK)
+                return pe;
+        }
+    }
+    return POL_OK;
+}
+
+static pol_err pol_win_add(pol_session *s, size_t lo, size_t hi)
+{
+    if (s->nwins == s->capwins &&
+        pol_grow((void **)&s->wins, &s->capwins, s->nwins + 1, sizeof *s->wins) != 0)
+        return POL_ERR_NOMEM;
+    s->wins[s->nwins].lo = lo;
+    s->wins[s->nwins].hi = hi;
+    s->nwins++;
+    return POL_OK;
+}
+
+/* Index of owner's use of lit with this kind, or -1. */
+static long pol_lit_use_of(const pol_dict *dc, size_t lit, pol_lit_kind kind, size_t owner)
+{
+    const pol_lit *l = &dc->lit[lit];
+    size_t u;
+
+    for (u = l->use0; u < l->use0 + l->nuse; u++)
+        if (dc->use[u].kind == kind && dc->use[u].owner == owner)
+            return (long)u;
+    return -1;
+}
+
+/* Windows of an anchored detector from the shared scan, reproducing the
+ * PCRE2 alternation of its anchor words exactly: the leftmost occurrence,
+ * the first-listed word where several start at one position, then the
+ * search goes on after that word (occurrences inside it are not anchors). */
+static pol_err pol_anchor_windows(pol_session *s, size_t det, const char *t, size_t len)
+{
+    const pol_detector *d = &s->e->det[det];
+    const pol_dict *dc = &s->e->dict;
+    const pol_scan *sc = &s->scan;
+    size_t i = 0, cursor = 0;
+    pol_err pe;
+
+    s->nwins = 0;
+    while (i < sc->nocc) {
+        size_t pos = sc->occ[i].pos, best = SIZE_MAX, blen = 0;
+        for (; i < sc->nocc && sc->occ[i].pos == pos; i++) {
+            long u = pol_lit_use_of(dc, sc->occ[i].lit, POL_LIT_ANCHOR, det);
+            if (u >= 0 && dc->use[u].word < best) {
+                best = dc->use[u].word;
+                blen = dc->lit[sc->occ[i].lit].len;
+            }
+        }
+        if (best == SIZE_MAX || pos < cursor)
+            continue;
+        cursor = pos + blen;
+        if ((pe = pol_win_add(s, pol_back_cp(t, pos, d->anchor_before),
+                              pol_fwd_cp(t, len, cursor, d->anchor_after))) != POL_OK)
+            return pe;
+    }
+    return POL_OK;
+}
+
+/* Windows of a prefilter from the shared scan.  Returns POL_OK with
+ * *run = 0 when the field cannot hold a match (skip the rule), *run = 1
+ * with windows in s->wins, or *run = 2 for a full scan (the words occur
+ * and bound nothing else). */
+static pol_err pol_pf_windows(pol_session *s, const pol_prefilter *pf, pol_lit_kind kind,
+                              size_t owner, const char *t, size_t len, int *run)
+{
+    const pol_dict *dc = &s->e->dict;
+    const pol_scan *sc = &s->scan;
+    size_t i, found = 0;
+    pol_err pe;
+
+    s->nwins = 0;
+    *run = 0;
+    if (pf->words.n > 0) {
+        for (i = 0; i < sc->nocc; i++) {
+            size_t pos = sc->occ[i].pos;
+            if (pol_lit_use_of(dc, sc->occ[i].lit, kind, owner) < 0)
+                continue;
+            found++;
+            if (!pf->window)
+                break;
+            /* Every occurrence (also overlapping ones) gives a window, so
+             * the windows cover every start the declaration allows. lo is
+             * non-decreasing because occurrences come in position order. */
+            if ((pe = pol_win_add(s, pol_back_cp(t, pos, pf->before),
+                                  pol_fwd_cp(t, len, pos + dc->lit[sc->occ[i].lit].len,
+                                             pf->after))) != POL_OK)
+                return pe;
+        }
+        if (found == 0)
+            return POL_OK;
+        if (pf->window) {
+            *run = 1;
+            return POL_OK;
+        }
+    }
+    if (pf->digits == 0) {
+        *run = 2;
+        return POL_OK;
+    }
+    /* Digit clusters: maximal runs of digits with at most gap code points
+     * between neighbours.  A match's digits all lie in one cluster, so it
+     * starts between lead code points before the cluster and the digit
+     * that still has digits - 1 digits after it in the cluster. */
+    i = 0;
+    while (i < sc->ndig) {
+        size_t j = i + 1;
+        while (j < sc->ndig && sc->dig[j].cp - sc->dig[j - 1].cp - 1 <= pf->gap)
+            j++;
+        if (j - i >= pf->digits &&
+            (pe = pol_win_add(s, pol_back_cp(t, sc->dig[i].pos, pf->lead),
+                              sc->dig[j - pf->digits].pos)) != POL_OK)
+            return pe;
+        i = j;
+    }
+    *run = s->nwins > 0;
+    return POL_OK;
+}
+
 /* Precedence for overlap resolution: literal placeholders first, then
  * refuse over mask, longer span, higher priority, earlier start, earlier
  * detector.  A total order, so the outcome does not depend on qsort. */
@@ -727,28 +892,57 @@ pol_err pol_session_process(pol_session *s, const char *text, size_t len,
     s->nfields++;
     pol_buf_init(&out, len * 6 + 64);
 
-    for (i = 0; i < e->nmark; i++)
-        if ((pe = pol_run(s, e->mark[i].re, text, len, (long)i, 1, field)) != POL_OK)
+    if (e->reference)
+        s->scan.flags = POL_SCAN_TOKEN | POL_SCAN_LT;
+    else if (pol_scan_field(&s->scan, &e->dict, text, len) != 0) {
+        pe = POL_ERR_NOMEM;
+        goto fail;
+    }
+    for (i = 0; i < e->nmark; i++) {
+        const pol_marking *m = &e->mark[i];
+        int run = 2;
+        if (!e->reference && POL_PF_ACTIVE(&m->pf) &&
+            (pe = pol_pf_windows(s, &m->pf, POL_LIT_PF_MARK, i, text, len, &run)) != POL_OK)
             goto fail;
+        if (run == 1)
+            pe = pol_run_windows(s, m->re, text, len, (long)i, 1, field);
+        else if (run == 2)
+            pe = pol_run(s, m->re, text, len, (long)i, 1, field);
+        if (pe != POL_OK)
+            goto fail;
+    }
     s->ncand = 0;
-    if (s->style == POL_PH_TOKEN)
+    /* The literal-placeholder patterns need U+27E6/U+27E7 or '<'. */
+    if (s->style == POL_PH_TOKEN && (s->scan.flags & POL_SCAN_TOKEN))
         pe = pol_run(s, e->lit_token, text, len, -1, 0, field);
-    else if (s->style == POL_PH_XML_MARKUP)
+    else if (s->style == POL_PH_XML_MARKUP && (s->scan.flags & POL_SCAN_LT))
         pe = pol_run(s, e->lit_xml, text, len, -1, 0, field);
     if (pe != POL_OK)
         goto fail;
     for (i = 0; i < e->ndet; i++) {
         const pol_detector *d = &e->det[i];
-        /* A detector that needs context cannot match when no context word
-         * occurs anywhere: skip the scan. */
+        int run = 2;
         if (d->anchor != NULL) {
-            if ((pe = pol_run_anchored(s, (long)i, text, len, field)) != POL_OK)
+            if (e->reference)
+                pe = pol_run_anchored(s, (long)i, text, len, field);
+            else if ((pe = pol_anchor_windows(s, i, text, len)) == POL_OK)
+                pe = pol_run_windows(s, d->re, text, len, (long)i, 0, field);
+            if (pe != POL_OK)
                 goto fail;
             continue;
         }
+        /* A detector that needs context cannot match when no context word
+         * occurs anywhere: skip the scan. */
         if (d->ctx_required && !pol_any_word(&d->ctx, text, len))
             continue;
-        if ((pe = pol_run(s, d->re, text, len, (long)i, 0, field)) != POL_OK)
+        if (!e->reference && POL_PF_ACTIVE(&d->pf) &&
+            (pe = pol_pf_windows(s, &d->pf, POL_LIT_PF_DET, i, text, len, &run)) != POL_OK)
+            goto fail;
+        if (run == 1)
+            pe = pol_run_windows(s, d->re, text, len, (long)i, 0, field);
+        else if (run == 2)
+            pe = pol_run(s, d->re, text, len, (long)i, 0, field);
+        if (pe != POL_OK)
             goto fail;
     }
     if ((pe = pol_resolve(s, len)) != POL_OK)

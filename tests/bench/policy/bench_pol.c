@@ -2,11 +2,14 @@
  * Masking throughput of the policy engine on one core.
  *
  *   bench_pol RULES[,RULES...] CORPUS.jsonl [--lang ja|en] [--seconds S] [--style token|xml]
+ *             [--passes N]
  *
  * Each document is one request: a new session, pol_session_process (scan
  * with the whole pack, resolve overlaps, mask), then free.  Prints MB/s of
  * input text processed.  Single-threaded: pin it with taskset for a
- * one-core figure.
+ * one-core figure.  --passes N runs exactly N passes instead of timing
+ * (for instruction counts under valgrind --tool=callgrind, which do not
+ * depend on other load on the machine).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,11 +39,12 @@ int main(int argc, char **argv)
     FILE *f;
     char *line = NULL, **texts = NULL;
     size_t cap = 0, n = 0, ncap = 0, *lens = NULL, bytes = 0, i, iters = 0, dets = 0;
+    size_t passes = 0;
     ssize_t got;
     int a;
 
     if (argc < 3) {
-        fprintf(stderr, "usage: bench_pol RULES CORPUS.jsonl [--lang ja|en] [--seconds S] [--style token|xml]\n");
+        fprintf(stderr, "usage: bench_pol RULES CORPUS.jsonl [--lang ja|en] [--seconds S] [--style token|xml] [--passes N]\n");
         return 2;
     }
     for (a = 3; a + 1 < argc; a += 2) {
@@ -50,6 +54,8 @@ int main(int argc, char **argv)
             seconds = strtod(argv[a + 1], NULL);
         else if (strcmp(argv[a], "--style") == 0)
             style = strcmp(argv[a + 1], "xml") == 0 ? POL_PH_XML : POL_PH_TOKEN;
+        else if (strcmp(argv[a], "--passes") == 0)
+            passes = (size_t)strtoul(argv[a + 1], NULL, 10);
     }
     rl = strdup(argv[1]);
     if (rl == NULL)
@@ -106,7 +112,7 @@ int main(int argc, char **argv)
         }
         iters++;
         el = now() - t0;
-    } while (el < seconds);
+    } while (passes > 0 ? iters < passes : el < seconds);
     printf("policy engine: %zu docs, %zu bytes/pass, %zu passes, %.3f s, %zu detections/pass, %.1f MB/s\n",
            n, bytes, iters, el, dets / iters, (double)bytes * (double)iters / el / 1e6);
     for (i = 0; i < n; i++)
