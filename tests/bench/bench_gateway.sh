@@ -19,10 +19,14 @@
 #   BUILD_DIR       use this build directory as is [build and use build-bench]
 #   ROUNDS [1]      rounds of part 1; the report takes the median per cell
 #   CONNS [64]  DURATION [10]  WARMUP [2]  RATE [500]
-#   SLOW_CONNS [2000]  SLOW_DURATION [15]  SLOW_WARMUP [5]  SLOW_DELAY_MS [1000]
+#   SLOW_CONNS [2000]  SLOW_DURATION [15]  SLOW_WARMUP [8]  SLOW_DELAY_MS [1000]
+#   SLOW_RAMP [2]   seconds over which part 2 opens its connections, so that
+#                   their 1 s cycles are spread out rather than in lock-step
 #   WORKERS [2]     gateway workers and nginx worker processes
 #   SKIP_GATEWAY=1  benchmark only direct and nginx (harness check)
-#   SKIP_SLOW=1     skip part 2;  SKIP_SLOW_NGINX=1  skip nginx in part 2
+#   SKIP_FAST=1     skip part 1;  SKIP_SLOW=1  skip part 2;  SKIP_SLOW_NGINX=1  skip nginx in part 2
+#   GW_EXEC_PREFIX  words put before the gateway command, e.g. 'taskset -c 1'
+#                   or 'env LD_PRELOAD=...'; it must exec the gateway (same PID)
 #   KEEP_TMP=1      keep the temporary directory (configs, logs, raw lines)
 #   RESULTS=FILE    also write the raw key=value lines to FILE
 set -euo pipefail
@@ -35,10 +39,12 @@ WARMUP=${WARMUP:-2}
 RATE=${RATE:-500}
 SLOW_CONNS=${SLOW_CONNS:-2000}
 SLOW_DURATION=${SLOW_DURATION:-15}
-SLOW_WARMUP=${SLOW_WARMUP:-5}
+SLOW_WARMUP=${SLOW_WARMUP:-8}
+SLOW_RAMP=${SLOW_RAMP:-2}
 SLOW_DELAY_MS=${SLOW_DELAY_MS:-1000}
 WORKERS=${WORKERS:-2}
 SKIP_GATEWAY=${SKIP_GATEWAY:-0}
+SKIP_FAST=${SKIP_FAST:-0}
 SKIP_SLOW=${SKIP_SLOW:-0}
 SKIP_SLOW_NGINX=${SKIP_SLOW_NGINX:-0}
 VENDOR_KEY=bench-vendor-key
@@ -114,6 +120,8 @@ wait_port() {   # wait_port PORT PID NAME
 
 "$SRC/certs/tg-certs" dev "$TMP/pki" >/dev/null 2>&1 || fail "tg-certs dev failed"
 PKI=$TMP/pki
+RAW=$TMP/results.txt
+: >"$RAW"
 
 # ---- processes -----------------------------------------------------------
 start_stub() {   # start_stub NAME DELAY_MS -> sets STUB_PORT, STUB_PID
@@ -136,7 +144,24 @@ start_gateway() {   # start_gateway NAME UPSTREAM_PORT -> GW_PORT, GW_PID, GW_KE
     printf '%s\n' "$VENDOR_KEY" >"$dir/vendor.apikey"
     : >"$dir/bench.hashes"
     chmod 0600 "$dir/server.key" "$dir/vendor.apikey" "$dir/bench.hashes"
-    cat >"$dir/transgate.json" <<EOF
+    # The configuration schema grows with the gateway: try the richest
+    # variant this binary accepts (audit trail and an upstream cleared for
+    # level 2, so unlabelled text may leave), falling back to older schemas.
+    local variants=() v audit='' clearance=', "clearance": 2' top upx
+    if "$GW" audit keygen "$dir/audit.key" >/dev/null 2>&1; then
+        chmod 0600 "$dir/audit.key"
+        audit=', "audit": {"path": "audit.jsonl", "key_file": "audit.key"}'
+        variants+=(audit+clearance)
+    fi
+    variants+=(clearance minimal)
+    GW_VARIANT=
+    for v in "${variants[@]}"; do
+        top='' upx=''
+        case $v in
+            audit+clearance) top=$audit; upx=$clearance ;;
+            clearance) upx=$clearance ;;
+        esac
+        cat >"$dir/transgate.json" <<EOF
 {
   "workers": $WORKERS,
   "log": {"level": "warning"},
@@ -145,14 +170,23 @@ start_gateway() {   # start_gateway NAME UPSTREAM_PORT -> GW_PORT, GW_PID, GW_KE
                  "private_key": "server.key", "tls_profile": "cryptrec-strict"}],
   "upstreams": [{"name": "stub", "adapter": "deepl", "url": "https://127.0.0.1:$up",
                  "api_key_file": "vendor.apikey", "ca_file": "ca.pem",
-                 "max_connections": 2048}],
-  "clients": [{"name": "bench", "api_key_hashes": "bench.hashes", "upstream": "stub"}]
+                 "max_connections": 2048$upx}],
+  "clients": [{"name": "bench", "api_key_hashes": "bench.hashes", "upstream": "stub"}]$top
 }
 EOF
+        if "$GW" check -c "$dir/transgate.json" >"$dir/check.log" 2>&1; then
+            GW_VARIANT=$v
+            break
+        fi
+    done
+    [[ -n $GW_VARIANT ]] || fail "no gateway configuration accepted: $(cat "$dir/check.log")"
+    log "gateway configuration: $GW_VARIANT"
+    printf 'part=gwconfig name=%s variant=%s\n' "$name" "$GW_VARIANT" >>"$RAW"
     GW_KEY=$("$GW" key new bench -c "$dir/transgate.json" 2>"$dir/key.log") ||
         fail "transgate key new failed: $(cat "$dir/key.log")"
     GW_KEY=$(printf '%s\n' "$GW_KEY" | tail -n 1)
-    "$GW" serve -c "$dir/transgate.json" 2>"$dir/gateway.log" &
+    # shellcheck disable=SC2086 # the prefix is meant to split into words
+    ${GW_EXEC_PREFIX:-} "$GW" serve -c "$dir/transgate.json" 2>"$dir/gateway.log" &
     GW_PID=$!
     PIDS+=("$GW_PID")
     wait_port "$GW_PORT" "$GW_PID" "gateway ($dir/gateway.log: $(tail -n 5 "$dir/gateway.log" 2>/dev/null))"
@@ -241,18 +275,32 @@ nginx_pids() {   # master and its workers
 }
 
 # ---- load ----------------------------------------------------------------
-RAW=$TMP/results.txt
-: >"$RAW"
 
-run_load() {   # run_load LABEL URL KEY tg_load-args...
-    local label=$1 url=$2 key=$3 out
-    shift 3
+cpu_ticks() {   # cpu_ticks PID...: user+system clock ticks, all threads
+    local pid sum=0 f
+    for pid in "$@"; do
+        # fields after the ")" that ends the command name: utime is 12th, stime 13th
+        f=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{print $12 + $13}' || true)
+        sum=$(( sum + ${f:-0} ))
+    done
+    echo "$sum"
+}
+CLK_TCK=$(getconf CLK_TCK)
+
+# run_load LABEL URL KEY PIDS tg_load-args...: PIDS (comma-separated) are the
+# processes whose CPU time the run is charged with (the proxy, or the stub).
+run_load() {
+    local label=$1 url=$2 key=$3 pids=$4 out c0 c1
+    shift 4
     log "run $label"
+    c0=$(cpu_ticks ${pids//,/ })
     out=$("$LOAD" --url "$url" --ca "$PKI/ca.pem" --servername localhost -q \
         -H "Authorization: DeepL-Auth-Key $key" \
         -H 'Content-Type: application/x-www-form-urlencoded' \
         --body "$BODY" "$@") || true
+    c1=$(cpu_ticks ${pids//,/ })
     [[ -n $out ]] || fail "tg_load produced no result for $label"
+    out="$out server_cpu_s=$(awk -v t=$(( c1 - c0 )) -v hz="$CLK_TCK" 'BEGIN {printf "%.2f", t / hz}')"
     printf '%s %s\n' "$label" "$out" >>"$RAW"
     printf '  %s\n' "$out" >&2
 }
@@ -267,41 +315,46 @@ smoke() {   # smoke NAME URL KEY: one short run must succeed before measuring
 }
 
 log "machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
-start_stub stub0 0
-STUB0_PORT=$STUB_PORT
-start_nginx nginx0 "$STUB0_PORT"
-NG0_PORT=$NG_PORT
-NG0_PID=$NG_PID
-targets=("direct https://127.0.0.1:$STUB0_PORT/v2/translate $VENDOR_KEY"
-         "nginx https://127.0.0.1:$NG0_PORT/v2/translate bench-terminal")
-if [[ $SKIP_GATEWAY != 1 ]]; then
-    start_gateway gw0 "$STUB0_PORT"
-    GW0_PID=$GW_PID
-    targets+=("gateway https://127.0.0.1:$GW_PORT/v2/translate $GW_KEY")
-fi
-for t in "${targets[@]}"; do
-    read -r name url key <<<"$t"
-    smoke "$name" "$url" "$key"
-done
+if [[ $SKIP_FAST != 1 ]]; then
+    start_stub stub0 0
+    STUB0_PORT=$STUB_PORT
+    start_nginx nginx0 "$STUB0_PORT"
+    NG0_PORT=$NG_PORT
+    NG0_PID=$NG_PID
+    STUB0_PID=$STUB_PID
+    ng_pids=$(nginx_pids "$NG0_PID")
+    # name url key pids-charged-with-CPU
+    targets=("direct https://127.0.0.1:$STUB0_PORT/v2/translate $VENDOR_KEY $STUB0_PID"
+             "nginx https://127.0.0.1:$NG0_PORT/v2/translate bench-terminal ${ng_pids// /,}")
+    if [[ $SKIP_GATEWAY != 1 ]]; then
+        start_gateway gw0 "$STUB0_PORT"
+        GW0_PID=$GW_PID
+        targets+=("gateway https://127.0.0.1:$GW_PORT/v2/translate $GW_KEY $GW_PID")
+    fi
+    for t in "${targets[@]}"; do
+        read -r name url key _ <<<"$t"
+        smoke "$name" "$url" "$key"
+    done
 
-for round in $(seq "$ROUNDS"); do
-    for t in "${targets[@]}"; do
-        read -r name url key <<<"$t"
-        run_load "part=fast round=$round target=$name load=closed" "$url" "$key" \
-            -c "$CONNS" -d "$DURATION" -w "$WARMUP" -t 10
+    for round in $(seq "$ROUNDS"); do
+        for t in "${targets[@]}"; do
+            read -r name url key pids <<<"$t"
+            run_load "part=fast round=$round target=$name load=closed" "$url" "$key" "$pids" \
+                -c "$CONNS" -d "$DURATION" -w "$WARMUP" -t 10
+        done
+        for t in "${targets[@]}"; do
+            read -r name url key pids <<<"$t"
+            run_load "part=fast round=$round target=$name load=open" "$url" "$key" "$pids" \
+                -c "$CONNS" -r "$RATE" -d "$DURATION" -w "$WARMUP" -t 10
+        done
     done
-    for t in "${targets[@]}"; do
-        read -r name url key <<<"$t"
-        run_load "part=fast round=$round target=$name load=open" "$url" "$key" \
-            -c "$CONNS" -r "$RATE" -d "$DURATION" -w "$WARMUP" -t 10
-    done
-done
-NG0_RSS=$(vmhwm_kb $(nginx_pids "$NG0_PID"))
-GW0_RSS=0
-[[ $SKIP_GATEWAY == 1 ]] || GW0_RSS=$(vmhwm_kb "$GW0_PID")
-printf 'part=fast-rss nginx_vmhwm_kb=%s gateway_vmhwm_kb=%s\n' "$NG0_RSS" "$GW0_RSS" >>"$RAW"
-[[ $SKIP_GATEWAY == 1 ]] || stop_pid "$GW0_PID"
-stop_pid "$NG0_PID"
+    NG0_RSS=$(vmhwm_kb $(nginx_pids "$NG0_PID"))
+    GW0_RSS=0
+    [[ $SKIP_GATEWAY == 1 ]] || GW0_RSS=$(vmhwm_kb "$GW0_PID")
+    printf 'part=fast-rss nginx_vmhwm_kb=%s gateway_vmhwm_kb=%s\n' "$NG0_RSS" "$GW0_RSS" >>"$RAW"
+    [[ $SKIP_GATEWAY == 1 ]] || stop_pid "$GW0_PID"
+    stop_pid "$NG0_PID"
+fi
 
 if [[ $SKIP_SLOW != 1 ]]; then
     start_stub stub1 "$SLOW_DELAY_MS"
@@ -310,16 +363,19 @@ if [[ $SKIP_SLOW != 1 ]]; then
     if [[ $SKIP_GATEWAY != 1 ]]; then
         start_gateway gw1 "$STUB1_PORT"
         run_load "part=slow target=gateway load=closed" \
-            "https://127.0.0.1:$GW_PORT/v2/translate" "$GW_KEY" \
-            -c "$SLOW_CONNS" -d "$SLOW_DURATION" -w "$SLOW_WARMUP" -t "$slow_timeout"
+            "https://127.0.0.1:$GW_PORT/v2/translate" "$GW_KEY" "$GW_PID" \
+            -c "$SLOW_CONNS" -d "$SLOW_DURATION" -w "$SLOW_WARMUP" --ramp "$SLOW_RAMP" \
+            -t "$slow_timeout"
         printf 'part=slow-rss target=gateway vmhwm_kb=%s\n' "$(vmhwm_kb "$GW_PID")" >>"$RAW"
         stop_pid "$GW_PID"
     fi
     if [[ $SKIP_SLOW_NGINX != 1 ]]; then
         start_nginx nginx1 "$STUB1_PORT"
+        ng_pids=$(nginx_pids "$NG_PID")
         run_load "part=slow target=nginx load=closed" \
-            "https://127.0.0.1:$NG_PORT/v2/translate" bench-terminal \
-            -c "$SLOW_CONNS" -d "$SLOW_DURATION" -w "$SLOW_WARMUP" -t "$slow_timeout"
+            "https://127.0.0.1:$NG_PORT/v2/translate" bench-terminal "${ng_pids// /,}" \
+            -c "$SLOW_CONNS" -d "$SLOW_DURATION" -w "$SLOW_WARMUP" --ramp "$SLOW_RAMP" \
+            -t "$slow_timeout"
         printf 'part=slow-rss target=nginx vmhwm_kb=%s\n' "$(vmhwm_kb $(nginx_pids "$NG_PID"))" >>"$RAW"
         stop_pid "$NG_PID"
     fi
@@ -331,71 +387,99 @@ fi
 python3 - "$RAW" "$RATE" "$SLOW_CONNS" "$SLOW_DELAY_MS" <<'PYEOF'
 import statistics, sys
 raw, rate, slow_conns, delay_ms = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-rows = []
-for line in open(raw):
-    kv = dict(f.split("=", 1) for f in line.split() if "=" in f)
-    rows.append(kv)
+rows = [dict(f.split("=", 1) for f in line.split() if "=" in f) for line in open(raw)]
+fast = [r for r in rows if r.get("part") == "fast"]
 
 def num(r, k):
     return float(r.get(k, "nan"))
 
-def cell(target, load, key):
-    vals = [num(r, key) for r in rows
-            if r.get("part") == "fast" and r.get("target") == target and r.get("load") == load]
-    return statistics.median(vals) if vals else None
+def cpu_us(r):
+    ok = num(r, "all_ok")
+    return num(r, "server_cpu_s") / ok * 1e6 if ok > 0 else float("nan")
 
-def errs(target, load, part="fast"):
-    return sum(int(r.get("errors", 0)) for r in rows
-               if r.get("part") == part and r.get("target") == target and r.get("load") == load)
+def pick(target, load):
+    return [r for r in fast if r["target"] == target and r["load"] == load]
 
-targets = [t for t in ("direct", "nginx", "gateway")
-           if any(r.get("target") == t and r.get("part") == "fast" for r in rows)]
-rounds = len({r.get("round") for r in rows if r.get("part") == "fast"})
-print()
-print(f"0 ms upstream (median of {rounds} round(s))")
-print(f"{'target':8} {'load':22} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>6}")
-for load, desc in (("closed", "closed loop"), ("open", f"open loop {rate:.0f}/s")):
-    for t in targets:
-        print(f"{t:8} {desc:22} {cell(t, load, 'throughput'):9.0f} {cell(t, load, 'p50_ms'):8.3f}"
-              f" {cell(t, load, 'p90_ms'):8.3f} {cell(t, load, 'p99_ms'):8.3f}"
-              f" {cell(t, load, 'max_ms'):8.3f} {errs(t, load):6d}")
+def med(target, load, f):
+    vals = [f(r) for r in pick(target, load)]
+    return statistics.median(vals) if vals else float("nan")
+
+def per_round(f):
+    """f(round's rows by (target, load)) for every round, as a list"""
+    out = []
+    for rnd in sorted({r["round"] for r in fast}, key=int):
+        by = {(r["target"], r["load"]): r for r in fast if r["round"] == rnd}
+        try:
+            out.append(f(by))
+        except KeyError:
+            pass
+    return out
+
+def summary(vals, fmt):
+    if not vals:
+        return "n/a"
+    m = statistics.median(vals)
+    if len(vals) == 1:
+        return format(m, fmt)
+    return f"{format(m, fmt)} (rounds: {', '.join(format(v, fmt) for v in vals)})"
 
 def verdict(ok):
     return "MET" if ok else "MISSED"
 
+targets = [t for t in ("direct", "nginx", "gateway") if any(r["target"] == t for r in fast)]
+rounds = len({r["round"] for r in fast})
+variants = sorted({r["variant"] for r in rows if r.get("part") == "gwconfig"})
 print()
-if "nginx" in targets:
-    r = cell("nginx", "closed", "throughput") / cell("direct", "closed", "throughput")
-    print(f"nginx/direct throughput (closed loop):   {r:.2f}")
-    a = cell("nginx", "open", "p99_ms") - cell("direct", "open", "p99_ms")
-    print(f"nginx added p99 at {rate:.0f}/s:              {a:+.3f} ms")
-if "gateway" in targets:
-    r = cell("gateway", "closed", "throughput") / cell("direct", "closed", "throughput")
-    print(f"gateway/direct throughput (closed loop): {r:.2f}")
-    r = cell("gateway", "closed", "throughput") / cell("nginx", "closed", "throughput")
-    print(f"gateway/nginx throughput (closed loop):  {r:.2f}   target >= 0.80: {verdict(r >= 0.8)}")
-    a = cell("gateway", "open", "p99_ms") - cell("direct", "open", "p99_ms")
-    print(f"gateway added p99 at {rate:.0f}/s:            {a:+.3f} ms   target <= 2 ms: {verdict(a <= 2.0)}")
-    r = cell("gateway", "closed", "p50_ms") / cell("nginx", "closed", "p50_ms")
-    print(f"gateway/nginx p50 (closed loop):         {r:.2f}")
-for r in rows:
-    if r.get("part") == "fast-rss":
-        print(f"peak RSS after part 1: nginx {int(r['nginx_vmhwm_kb'])/1024:.1f} MiB (all processes),"
-              f" gateway {int(r['gateway_vmhwm_kb'])/1024:.1f} MiB")
+if variants:
+    print(f"gateway configuration variant: {', '.join(variants)}")
+if targets:
+    print(f"0 ms upstream, median of {rounds} round(s); CPU = server process CPU per answered request")
+    print(f"{'target':8} {'load':18} {'req/s':>8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>6} {'CPU us/req':>10}")
+    for load, desc in (("closed", "closed loop"), ("open", f"open {rate:.0f}/s")):
+        for t in targets:
+            errors = sum(int(r["errors"]) for r in pick(t, load))
+            print(f"{t:8} {desc:18} {med(t, load, lambda r: num(r, 'throughput')):8.0f}"
+                  f" {med(t, load, lambda r: num(r, 'p50_ms')):8.3f}"
+                  f" {med(t, load, lambda r: num(r, 'p90_ms')):8.3f}"
+                  f" {med(t, load, lambda r: num(r, 'p99_ms')):8.3f}"
+                  f" {med(t, load, lambda r: num(r, 'max_ms')):8.3f}"
+                  f" {errors:6d} {med(t, load, cpu_us):10.1f}")
+    print()
+    tp = lambda a, b: lambda by: num(by[(a, "closed")], "throughput") / num(by[(b, "closed")], "throughput")
+    p99 = lambda a: lambda by: num(by[(a, "open")], "p99_ms") - num(by[("direct", "open")], "p99_ms")
+    cpu = lambda a, b: lambda by: cpu_us(by[(a, "closed")]) / cpu_us(by[(b, "closed")])
+    if "nginx" in targets and "direct" in targets:
+        print(f"nginx/direct throughput, closed loop:    {summary(per_round(tp('nginx', 'direct')), '.2f')}")
+        print(f"nginx added p99 at {rate:.0f}/s (ms):         {summary(per_round(p99('nginx')), '+.3f')}")
+    if "gateway" in targets and "nginx" in targets:
+        r = per_round(tp("gateway", "nginx"))
+        print(f"gateway/nginx throughput, closed loop:   {summary(r, '.2f')}")
+        print(f"    target >= 0.80: {verdict(bool(r) and statistics.median(r) >= 0.8)}")
+        print(f"gateway/nginx CPU per request:           {summary(per_round(cpu('gateway', 'nginx')), '.2f')}")
+    if "gateway" in targets and "direct" in targets:
+        r = per_round(p99("gateway"))
+        print(f"gateway added p99 at {rate:.0f}/s (ms):       {summary(r, '+.3f')}")
+        print(f"    target <= 2 ms: {verdict(bool(r) and statistics.median(r) <= 2.0)}")
+    for r in rows:
+        if r.get("part") == "fast-rss":
+            print(f"peak RSS after part 1: nginx {int(r['nginx_vmhwm_kb'])/1024:.1f} MiB (master and workers),"
+                  f" gateway {int(r['gateway_vmhwm_kb'])/1024:.1f} MiB")
 
 slow = [r for r in rows if r.get("part") == "slow"]
 if slow:
     bound = slow_conns / (delay_ms / 1000.0)
-    print()
-    print(f"{delay_ms} ms upstream, {slow_conns} connections closed loop (bound {bound:.0f} req/s)")
-    print(f"{'target':8} {'req/s':>9} {'of bound':>8} {'p50 ms':>9} {'p99 ms':>9} {'max ms':>9} {'errors':>6} {'peak RSS':>10}")
     rss = {r["target"]: int(r["vmhwm_kb"]) for r in rows if r.get("part") == "slow-rss"}
+    print()
+    print(f"{delay_ms} ms upstream, {slow_conns} connections, closed loop (bound {bound:.0f} req/s)")
+    print(f"{'target':8} {'req/s':>8} {'of bound':>8} {'p50 ms':>9} {'p99 ms':>9} {'max ms':>9} {'errors':>6} {'CPU us/req':>10} {'peak RSS':>10}")
     for r in slow:
         t = r["target"]
-        tp = num(r, "throughput")
-        print(f"{t:8} {tp:9.0f} {tp / bound * 100:7.1f}% {num(r, 'p50_ms'):9.1f} {num(r, 'p99_ms'):9.1f}"
-              f" {num(r, 'max_ms'):9.1f} {int(r['errors']):6d} {rss.get(t, 0) / 1024:8.1f} MiB")
+        tput = num(r, "throughput")
+        print(f"{t:8} {tput:8.0f} {tput / bound * 100:7.1f}% {num(r, 'p50_ms'):9.1f} {num(r, 'p99_ms'):9.1f}"
+              f" {num(r, 'max_ms'):9.1f} {int(r['errors']):6d} {cpu_us(r):10.1f} {rss.get(t, 0) / 1024:6.1f} MiB")
+        if int(r.get("conn_fail", 0)) or int(r["ok"]) == 0:
+            print(f"    {t}: {r.get('conn_fail')} failed connection attempt(s), {r['ok']} answer(s) with 200")
         if t == "gateway":
-            print(f"  gateway throughput >= 90% of bound: {verdict(tp >= 0.9 * bound)};"
-                  f" peak RSS < 200 MB: {verdict(rss.get(t, 0) * 1024 < 200e6)}")
+            print(f"    gateway throughput >= 90% of bound: {verdict(tput >= 0.9 * bound)};"
+                  f" peak RSS < 200 MB: {verdict(0 < rss.get(t, 0) * 1024 < 200e6)}")
 PYEOF

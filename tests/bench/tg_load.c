@@ -109,6 +109,7 @@ struct opts {
     double duration_s;
     double warmup_s;
     double timeout_s;
+    double ramp_s;
     int tls_max12;
     int quiet;
 };
@@ -131,6 +132,7 @@ struct stats {
     uint64_t err_dropped;
     uint64_t conn_fail;       /* connect or handshake failures, all phases */
     uint64_t connects;        /* successful connections, all phases */
+    uint64_t all_ok;          /* 200 answers, all phases (for CPU per request) */
     uint64_t status[MAX_STATUS];
     uint64_t status_other;
     uint32_t *lat_us;
@@ -258,6 +260,8 @@ static void usage(FILE *f)
         "  -d, --duration S      measured window in seconds (default 10)\n"
         "  -w, --warmup S        unmeasured warm-up before the window (default 1)\n"
         "  -t, --timeout S       per-request timeout (default 10)\n"
+        "  --ramp S              open the connections evenly over S seconds of the\n"
+        "                        warm-up (default 0: all at once)\n"
         "  -q, --quiet           no progress on stderr\n"
         "output: one key=value line on stdout; exit 0 if every measured request\n"
         "got 200 (and there was at least one), 1 otherwise, 2 on usage or set-up errors\n");
@@ -279,6 +283,7 @@ static void parse_args(struct opts *o, int argc, char **argv)
         {"duration", required_argument, NULL, 'd'},
         {"warmup", required_argument, NULL, 'w'},
         {"timeout", required_argument, NULL, 't'},
+        {"ramp", required_argument, NULL, 'R'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}
@@ -315,6 +320,7 @@ static void parse_args(struct opts *o, int argc, char **argv)
         case 'd': o->duration_s = parse_double(optarg, "--duration", 0.1, 86400); break;
         case 'w': o->warmup_s = parse_double(optarg, "--warmup", 0, 3600); break;
         case 't': o->timeout_s = parse_double(optarg, "--timeout", 0.01, 3600); break;
+        case 'R': o->ramp_s = parse_double(optarg, "--ramp", 0, 3600); break;
         case 'q': o->quiet = 1; break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); exit(2);
@@ -326,6 +332,10 @@ static void parse_args(struct opts *o, int argc, char **argv)
     }
     if (o->method == NULL)
         o->method = o->body != NULL ? "POST" : "GET";
+    if (o->ramp_s > o->warmup_s) {
+        fprintf(stderr, "tg_load: --ramp must not exceed --warmup\n");
+        exit(2);
+    }
 }
 
 static void parse_url(const char *url, struct target *t)
@@ -761,6 +771,8 @@ static int body_feed(struct conn *c, const char *p, size_t n, size_t *used)
 static void response_done(struct loader *L, struct conn *c)
 {
     int64_t now = now_ns();
+    if (c->status == 200)
+        L->s.all_ok++;
     if (c->measured) {
         L->outstanding_measured--;
         if (c->status < MAX_STATUS)
@@ -1114,7 +1126,8 @@ static double pct_ms(const struct stats *s, double q)
 static void report(struct loader *L, double window_s)
 {
     struct stats *s = &L->s;
-    qsort(s->lat_us, s->n_lat, sizeof *s->lat_us, cmp_u32);
+    if (s->n_lat > 0)
+        qsort(s->lat_us, s->n_lat, sizeof *s->lat_us, cmp_u32);
     double sum = 0;
     for (size_t i = 0; i < s->n_lat; i++)
         sum += s->lat_us[i];
@@ -1123,20 +1136,20 @@ static void report(struct loader *L, double window_s)
     getrusage(RUSAGE_SELF, &ru);
     double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
                  (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-    printf("mode=%s conns=%d rate=%.0f duration_s=%.2f warmup_s=%.2f tls=%s "
+    printf("mode=%s conns=%d rate=%.0f duration_s=%.2f warmup_s=%.2f ramp_s=%.2f tls=%s "
            "requests=%" PRIu64 " ok=%" PRIu64 " errors=%" PRIu64
            " err_status=%" PRIu64 " err_io=%" PRIu64 " err_timeout=%" PRIu64
            " err_dropped=%" PRIu64 " connects=%" PRIu64 " conn_fail=%" PRIu64
            " throughput=%.1f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f p999_ms=%.3f"
-           " max_ms=%.3f mean_ms=%.3f loadgen_cpu_s=%.2f",
+           " max_ms=%.3f mean_ms=%.3f all_ok=%" PRIu64 " loadgen_cpu_s=%.2f",
            L->o.rate > 0 ? "open" : "closed", L->o.conns, L->o.rate, window_s,
-           L->o.warmup_s, L->t.tls ? (L->o.tls_max12 ? "1.2" : "1.3") : "off",
+           L->o.warmup_s, L->o.ramp_s, L->t.tls ? (L->o.tls_max12 ? "1.2" : "1.3") : "off",
            s->requests, s->ok, errors, s->err_status, s->err_io, s->err_timeout,
            s->err_dropped, s->connects, s->conn_fail,
            window_s > 0 ? (double)s->ok / window_s : 0.0,
            pct_ms(s, 0.50), pct_ms(s, 0.90), pct_ms(s, 0.99), pct_ms(s, 0.999),
            s->n_lat ? s->lat_us[s->n_lat - 1] / 1000.0 : 0.0,
-           s->n_lat ? sum / (double)s->n_lat / 1000.0 : 0.0, cpu);
+           s->n_lat ? sum / (double)s->n_lat / 1000.0 : 0.0, s->all_ok, cpu);
     for (int i = 0; i < MAX_STATUS; i++)
         if (s->status[i] != 0)
             printf(" status_%d=%" PRIu64, i, s->status[i]);
@@ -1201,9 +1214,15 @@ int main(int argc, char **argv)
     L.next_sched = L.t0;
     L.next_tick = L.t0 + TICK_NS;
 
+    /* A ramp spreads the connections' phases: with a slow upstream and a
+     * closed loop, connections opened together stay in lock-step and the
+     * server sees bursts instead of a steady rate. */
     for (int i = 0; i < L.o.conns; i++) {
         L.conns[i].fd = -1;
-        conn_start(&L, &L.conns[i]);
+        L.conns[i].st = CS_IDLE_CLOSED;
+        L.conns[i].backoff_until = L.t0 + (int64_t)(L.o.ramp_s * 1e9 * i / L.o.conns);
+        if (L.conns[i].backoff_until <= L.t0)
+            conn_start(&L, &L.conns[i]);
     }
     arm_timer(&L);
 
