@@ -108,14 +108,14 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-wait_port() {   # wait_port PORT PID NAME
+wait_port() {   # wait_port PORT PID NAME LOG
     local i
     for i in $(seq 100); do
         if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        kill -0 "$2" 2>/dev/null || fail "$3 exited during start-up"
+        kill -0 "$2" 2>/dev/null || fail "$3 exited during start-up; $4 ends with: $(tail -n 5 "$4")"
         sleep 0.1
     done
-    fail "$3 not listening on port $1 after 10 s"
+    fail "$3 not listening on port $1 after 10 s; see $4"
 }
 
 "$SRC/certs/tg-certs" dev "$TMP/pki" >/dev/null 2>&1 || fail "tg-certs dev failed"
@@ -189,7 +189,7 @@ EOF
     ${GW_EXEC_PREFIX:-} "$GW" serve -c "$dir/transgate.json" 2>"$dir/gateway.log" &
     GW_PID=$!
     PIDS+=("$GW_PID")
-    wait_port "$GW_PORT" "$GW_PID" "gateway ($dir/gateway.log: $(tail -n 5 "$dir/gateway.log" 2>/dev/null))"
+    wait_port "$GW_PORT" "$GW_PID" gateway "$dir/gateway.log"
 }
 
 start_nginx() {   # start_nginx NAME UPSTREAM_PORT -> NG_PORT, NG_PID
@@ -258,7 +258,7 @@ EOF
         2>>"$dir/logs/start.log" &
     NG_PID=$!
     PIDS+=("$NG_PID")
-    wait_port "$NG_PORT" "$NG_PID" "nginx"
+    wait_port "$NG_PORT" "$NG_PID" nginx "$dir/logs/error.log"
 }
 
 vmhwm_kb() {   # vmhwm_kb PID...: sum of peak RSS in KiB
