@@ -47,6 +47,11 @@ typedef struct pol_prefilter {
     unsigned gap;              /* ... consecutive ones <= gap code points apart */
     unsigned lead;             /* ... and starts <= lead code points before
                                   its first digit */
+    unsigned groups;           /* ... in at least this many runs of
+                                  adjacent digits (0 or 1: any) */
+    uint32_t *sep;             /* ... and only these code points come between
+                                  its digits (NULL: any) */
+    size_t nsep;
 } pol_prefilter;
 
 #define POL_PF_ACTIVE(pf) ((pf)->words.n > 0 || (pf)->digits > 0)
@@ -73,22 +78,44 @@ typedef struct pol_lit {
 } pol_lit;
 
 typedef struct pol_dict {
-    pol_lit *lit;              /* sorted by first two bytes */
+    pol_lit *lit;              /* sorted by key (see pol_scan.c) */
     size_t nlit;
     pol_lit_use *use;
     size_t nuse;
-    uint32_t one[256];         /* one-byte literal equal to this byte: index + 1 */
-    uint8_t pair[8192];        /* bit b0 << 8 | b1: a longer literal starts so */
-    uint32_t *pkey;            /* open addressing over pairs: key + 1, 0 empty */
-    uint32_t *pstart, *pcount; /* range of literals with that pair */
+    size_t nslot;              /* rules that own words: see pol_dict_slot */
+    size_t ndet;
+    uint32_t one[128];         /* one-byte literal equal to this byte: index + 1 */
+    uint8_t acls[128];         /* POL_ACLS_* of each ASCII byte */
+    uint8_t first[16384];      /* bit per key: some longer literal starts so */
+    uint32_t *pkey;            /* open addressing over keys: key + 1, 0 empty */
+    uint32_t *pstart, *pcount; /* range of literals with that key */
     size_t pcap;               /* power of two */
 } pol_dict;
+
+#define POL_ACLS_DIGIT 1u
+#define POL_ACLS_LT    2u
+#define POL_ACLS_ONE   4u      /* a one-byte literal */
+
+/* Slot of a rule's word list in a pol_scan: anchor words of detector i,
+ * prefilter words of detector i, prefilter words of marking i. */
+static inline size_t pol_dict_slot(const pol_dict *dc, pol_lit_kind kind, size_t owner)
+{
+    return kind == POL_LIT_ANCHOR ? owner : kind == POL_LIT_PF_DET ? dc->ndet + owner
+                                                                   : 2 * dc->ndet + owner;
+}
 
 /* What one linear pass found in a field. */
 typedef struct pol_occ {
     size_t pos;                /* byte offset */
     size_t lit;                /* index into pol_dict.lit */
 } pol_occ;
+
+/* One occurrence of a word of one rule. */
+typedef struct pol_wocc {
+    size_t pos;                /* byte offset */
+    uint32_t word;             /* index in the rule's list */
+    uint32_t len;              /* bytes */
+} pol_wocc;
 
 typedef struct pol_digit {
     size_t pos;                /* byte offset */
@@ -99,8 +126,12 @@ typedef struct pol_digit {
 #define POL_SCAN_LT    2u      /* a '<' */
 
 typedef struct pol_scan {
-    pol_occ *occ;
+    pol_occ *occ;              /* every literal occurrence, by position */
     size_t nocc, capocc;
+    pol_wocc *wocc;            /* the same per slot, by position in each */
+    size_t capwocc;
+    size_t *slot0;             /* slot k: wocc[slot0[k] .. slot0[k + 1]) */
+    size_t capslot;
     pol_digit *dig;
     size_t ndig, capdig;
     unsigned flags;
@@ -164,6 +195,7 @@ struct pol_engine {
     pcre2_code *lit_xml;       /* literal <tgph in markup input */
     uint32_t max_ovec;         /* largest capture count + 1 */
     pol_dict dict;             /* literals for the shared pre-scan */
+    int jit_all;               /* every pattern is JIT-compiled */
     int reference;             /* 1: the plain one-pass-per-rule scan (no
                                   shared pre-scan, no prefilters), kept as
                                   the oracle for differential tests */

@@ -165,6 +165,7 @@ static void pol_det_spec_free(pol_det_spec *d)
     pol_words_free(&d->not_ctx);
     pol_words_free(&d->anchor);
     pol_words_free(&d->pf.words);
+    free(d->pf.sep);
     memset(d, 0, sizeof *d);
 }
 
@@ -173,6 +174,7 @@ static void pol_mark_spec_free(pol_mark_spec *m)
     free(m->id);
     free(m->pattern);
     pol_words_free(&m->pf.words);
+    free(m->pf.sep);
     memset(m, 0, sizeof *m);
 }
 
@@ -390,16 +392,16 @@ static void pol_get_prefilter(pol_loader *ld, const pol_src *src, json_t *o,
                               pol_prefilter *pf)
 {
     static const char *const keys[] = {"words", "before", "after", "digits", "gap",
-        "lead", NULL};
+        "lead", "groups", "separators", NULL};
     static const struct {
         const char *key;
         long lo, hi;
-    } nums[5] = {{"before", 0, POL_MAX_WINDOW}, {"after", 0, POL_MAX_WINDOW},
-                 {"digits", 1, 64}, {"gap", 0, 16}, {"lead", 0, 16}};
+    } nums[6] = {{"before", 0, POL_MAX_WINDOW}, {"after", 0, POL_MAX_WINDOW},
+                 {"digits", 1, 64}, {"gap", 0, 16}, {"lead", 0, 16}, {"groups", 1, 64}};
     pol_jpath p[4] = {{src->section, 0}, {NULL, src->index}, {"prefilter", 0}, {NULL, 0}};
     json_t *pfo = json_object_get(o, "prefilter"), *v;
-    unsigned val[5] = {0, 0, 0, 0, 0};
-    int has[5] = {0, 0, 0, 0, 0};
+    unsigned val[6] = {0, 0, 0, 0, 0, 0};
+    int has[6] = {0, 0, 0, 0, 0, 0};
     const char *key;
     size_t i;
 
@@ -419,7 +421,7 @@ static void pol_get_prefilter(pol_loader *ld, const pol_src *src, json_t *o,
             pol_report(ld, src->pack, p, 4, "unknown key");
     }
     pol_get_words_at(ld, src, pfo, "prefilter", "words", &pf->words);
-    for (i = 0; i < 5; i++) {
+    for (i = 0; i < 6; i++) {
         v = json_object_get(pfo, nums[i].key);
         p[3].key = nums[i].key;
         if (v == NULL)
@@ -445,9 +447,38 @@ static void pol_get_prefilter(pol_loader *ld, const pol_src *src, json_t *o,
         p[3].key = has[0] ? "before" : "after";
         pol_report(ld, src->pack, p, 4, "a window needs \"words\" and no \"digits\"");
     }
-    if ((has[3] || has[4]) && !has[2]) {
-        p[3].key = has[3] ? "gap" : "lead";
+    if ((has[3] || has[4] || has[5]) && !has[2]) {
+        p[3].key = has[3] ? "gap" : has[4] ? "lead" : "groups";
         pol_report(ld, src->pack, p, 4, "needs \"digits\"");
+    }
+    v = json_object_get(pfo, "separators");
+    if (v != NULL) {
+        const unsigned char *q;
+        size_t n, k;
+        p[3].key = "separators";
+        if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 256 ||
+            strlen(json_string_value(v)) != json_string_length(v)) {
+            pol_report(ld, src->pack, p, 4, "must be a non-empty string of at most 256 bytes");
+        } else if (!has[2]) {
+            pol_report(ld, src->pack, p, 4, "needs \"digits\"");
+        } else if ((pf->sep = calloc(json_string_length(v), sizeof *pf->sep)) == NULL) {
+            pol_report(ld, src->pack, p, 4, "out of memory");
+        } else {
+            /* Jansson strings are valid UTF-8: decode each code point. */
+            q = (const unsigned char *)json_string_value(v);
+            n = json_string_length(v);
+            for (k = 0; k < n; k += pol_utf8_len(q[k])) {
+                size_t l = pol_utf8_len(q[k]), b;
+                uint32_t c = l == 1 ? q[k] : (uint32_t)(q[k] & (0xff >> (l + 1)));
+                for (b = 1; b < l; b++)
+                    c = (c << 6) | (q[k + b] & 0x3fu);
+                if ((c >= '0' && c <= '9') || (c >= 0xff10 && c <= 0xff19))
+                    break;
+                pf->sep[pf->nsep++] = c;
+            }
+            if (k < n)
+                pol_report(ld, src->pack, p, 4, "must not contain digits");
+        }
     }
     pf->window = has[0] || has[1];
     pf->before = val[0];
@@ -455,6 +486,7 @@ static void pol_get_prefilter(pol_loader *ld, const pol_src *src, json_t *o,
     pf->digits = val[2];
     pf->gap = val[3];
     pf->lead = val[4];
+    pf->groups = val[5];
 }
 
 static const struct {
@@ -1039,12 +1071,14 @@ static void pol_engine_free_parts(pol_engine *e)
         pcre2_code_free(e->det[i].anchor);
         pol_words_free(&e->det[i].anchor_words);
         pol_words_free(&e->det[i].pf.words);
+        free(e->det[i].pf.sep);
     }
     free(e->det);
     for (i = 0; i < e->nmark; i++) {
         free(e->mark[i].id);
         pcre2_code_free(e->mark[i].re);
         pol_words_free(&e->mark[i].pf.words);
+        free(e->mark[i].pf.sep);
     }
     pol_dict_free(&e->dict);
     free(e->mark);
@@ -1089,6 +1123,14 @@ static void pol_track_ovec(pol_engine *e, const pcre2_code *re)
     if (re != NULL && pcre2_pattern_info(re, PCRE2_INFO_CAPTURECOUNT, &cc) == 0 &&
         cc + 1 > e->max_ovec)
         e->max_ovec = cc + 1;
+}
+
+/* 1 when re has JIT code (pcre2_jit_match may be called on it). */
+static int pol_jitted(const pcre2_code *re)
+{
+    size_t sz = 0;
+
+    return re != NULL && pcre2_pattern_info(re, PCRE2_INFO_JITSIZE, &sz) == 0 && sz > 0;
 }
 
 static int pol_build(pol_loader *ld, pol_engine *e)
@@ -1205,6 +1247,14 @@ static int pol_build(pol_loader *ld, pol_engine *e)
         return -1;
     (void)pcre2_jit_compile(e->lit_token, PCRE2_JIT_COMPLETE);
     (void)pcre2_jit_compile(e->lit_xml, PCRE2_JIT_COMPLETE);
+    e->jit_all = pol_jitted(e->lit_token) && pol_jitted(e->lit_xml);
+    for (i = 0; i < e->ndet; i++)
+        e->jit_all = e->jit_all && pol_jitted(e->det[i].re) &&
+                     (e->det[i].anchor == NULL || pol_jitted(e->det[i].anchor));
+    for (i = 0; i < e->nmark; i++)
+        e->jit_all = e->jit_all && pol_jitted(e->mark[i].re);
+    for (i = 0; i < e->nallow; i++)
+        e->jit_all = e->jit_all && pol_jitted(e->allow[i].re);
     return pol_dict_build(&e->dict, e);
 }
 

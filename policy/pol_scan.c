@@ -9,11 +9,15 @@
  * short windows where a match can start, and not at all for a rule whose
  * words or digits are absent.
  *
- * Literal lookup: a bitmap over the first two bytes of every literal
- * (8 KiB, stays in L1) rejects almost every position with one test; the
- * survivors find their few candidate literals through a small hash table
- * keyed by the same two bytes and compare them with memcmp.  One-byte
- * literals (such as "@" or ":") use a byte table.
+ * Literal lookup: every position gets a key, the code point of its
+ * character (for a multi-byte character) or its byte and the next one (for
+ * ASCII, so "tel" and "the" differ).  A bitmap over keys (16 KiB) rejects
+ * almost every position with one test; the survivors find their few
+ * candidate literals through a small hash table keyed the same way and
+ * compare them with memcmp.  One-byte literals (such as "@" or ":") use a
+ * byte table.  The keys of the first characters of Japanese words are a
+ * few dozen kanji among thousands, so Japanese text rarely gets past the
+ * bitmap; a bitmap over leading bytes would pass nearly every kanji.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -27,15 +31,34 @@ typedef struct pol_lit_tmp {
     pol_lit_use use;
 } pol_lit_tmp;
 
-static unsigned pol_pair_key(const char *w, size_t len)
+/* Keys: ASCII byte c followed by byte b: c << 8 | b (below 0x8000); a
+ * character of two or three bytes: 0x8000 + code point; of four bytes:
+ * 0x18000 + the low 15 bits of the code point (a collision only costs a
+ * memcmp).  17 bits in all. */
+#define POL_KEY_BITS 17
+
+static unsigned pol_key_at(const unsigned char *t, size_t len)
 {
-    return len >= 2 ? ((unsigned)(unsigned char)w[0] << 8) | (unsigned char)w[1] : 0;
+    unsigned c = t[0];
+
+    if (c < 0x80)
+        return len >= 2 ? (c << 8) | t[1] : c << 8;
+    if (c < 0xe0)
+        return 0x8000u + (((c & 0x1fu) << 6) | (t[1] & 0x3fu));
+    if (c < 0xf0)
+        return 0x8000u + (((c & 0x0fu) << 12) | ((t[1] & 0x3fu) << 6) | (t[2] & 0x3fu));
+    return 0x18000u | ((((t[2] & 0x3fu) << 6) | (t[3] & 0x3fu)) | ((t[1] & 0x07u) << 12));
+}
+
+static unsigned pol_lit_key(const char *w, size_t len)
+{
+    return len >= 2 ? pol_key_at((const unsigned char *)w, len) : 0;
 }
 
 static int pol_lit_tmp_cmp(const void *pa, const void *pb)
 {
     const pol_lit_tmp *a = pa, *b = pb;
-    unsigned ka = pol_pair_key(a->w, a->len), kb = pol_pair_key(b->w, b->len);
+    unsigned ka = pol_lit_key(a->w, a->len), kb = pol_lit_key(b->w, b->len);
     size_t n = a->len < b->len ? a->len : b->len;
     int c;
 
@@ -54,7 +77,7 @@ static int pol_lit_tmp_cmp(const void *pa, const void *pb)
     return a->use.word < b->use.word ? -1 : a->use.word > b->use.word;
 }
 
-static size_t pol_pair_slot(const pol_dict *dc, unsigned key)
+static size_t pol_key_slot(const pol_dict *dc, unsigned key)
 {
     size_t h = ((uint32_t)key * 2654435761u) & (dc->pcap - 1);
 
@@ -94,6 +117,11 @@ int pol_dict_build(pol_dict *dc, const pol_engine *e)
     size_t total = 0, n = 0, i;
 
     memset(dc, 0, sizeof *dc);
+    for (i = '0'; i <= '9'; i++)
+        dc->acls[i] = POL_ACLS_DIGIT;
+    dc->acls['<'] = POL_ACLS_LT;
+    dc->ndet = e->ndet;
+    dc->nslot = 2 * e->ndet + e->nmark;
     for (i = 0; i < e->ndet; i++)
         total += e->det[i].anchor_words.n + e->det[i].pf.words.n;
     for (i = 0; i < e->nmark; i++)
@@ -138,12 +166,13 @@ int pol_dict_build(pol_dict *dc, const pol_engine *e)
         unsigned key;
         size_t h;
         if (l->len == 1) {
-            dc->one[(unsigned char)l->w[0]] = (uint32_t)i + 1;
+            dc->one[(unsigned char)l->w[0] & 0x7f] = (uint32_t)i + 1;
+            dc->acls[(unsigned char)l->w[0] & 0x7f] |= POL_ACLS_ONE;
             continue;
         }
-        key = pol_pair_key(l->w, l->len);
-        dc->pair[key >> 3] |= (uint8_t)(1u << (key & 7));
-        h = pol_pair_slot(dc, key);
+        key = pol_lit_key(l->w, l->len);
+        dc->first[key >> 3] |= (uint8_t)(1u << (key & 7));
+        h = pol_key_slot(dc, key);
         if (dc->pkey[h] == 0) {
             dc->pkey[h] = key + 1;
             dc->pstart[h] = (uint32_t)i;
@@ -160,6 +189,8 @@ fail:
 void pol_scan_free(pol_scan *sc)
 {
     free(sc->occ);
+    free(sc->wocc);
+    free(sc->slot0);
     free(sc->dig);
     memset(sc, 0, sizeof *sc);
 }
@@ -193,10 +224,69 @@ static int pol_scan_occ(pol_scan *sc, size_t pos, size_t lit)
     return 0;
 }
 
+/* Literals starting at t[i] with this key, recorded as occurrences. */
+static int pol_scan_key(pol_scan *sc, const pol_dict *dc, const unsigned char *t,
+                        size_t len, size_t i, unsigned key)
+{
+    size_t h = pol_key_slot(dc, key), k;
+
+    for (k = dc->pstart[h]; k < dc->pstart[h] + dc->pcount[h]; k++) {
+        const pol_lit *l = &dc->lit[k];
+        if (l->len <= len - i && memcmp(t + i, l->w, l->len) == 0 &&
+            pol_scan_occ(sc, i, k) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Group the occurrences per slot (a counting sort, so each slot keeps
+ * position order). */
+static int pol_scan_group(pol_scan *sc, const pol_dict *dc)
+{
+    size_t i, u, total = 0;
+
+    if (pol_scan_grow((void **)&sc->slot0, &sc->capslot, dc->nslot + 2, sizeof *sc->slot0) != 0)
+        return -1;
+    memset(sc->slot0, 0, (dc->nslot + 2) * sizeof *sc->slot0);
+    for (i = 0; i < sc->nocc; i++) {
+        const pol_lit *l = &dc->lit[sc->occ[i].lit];
+        for (u = l->use0; u < l->use0 + l->nuse; u++)
+            sc->slot0[pol_dict_slot(dc, dc->use[u].kind, dc->use[u].owner) + 2]++;
+        total += l->nuse;
+    }
+    if (pol_scan_grow((void **)&sc->wocc, &sc->capwocc, total + 1, sizeof *sc->wocc) != 0)
+        return -1;
+    /* slot0[k + 2] holds the count of slot k; make slot0[k + 1] the start
+     * of slot k, fill through it, and it ends as the start of slot k + 1. */
+    for (i = 2; i < dc->nslot + 2; i++)
+        sc->slot0[i] += sc->slot0[i - 1];
+    for (i = 0; i < sc->nocc; i++) {
+        const pol_lit *l = &dc->lit[sc->occ[i].lit];
+        for (u = l->use0; u < l->use0 + l->nuse; u++) {
+            size_t k = pol_dict_slot(dc, dc->use[u].kind, dc->use[u].owner);
+            pol_wocc *w = &sc->wocc[sc->slot0[k + 1]++];
+            w->pos = sc->occ[i].pos;
+            w->word = dc->use[u].word;
+            w->len = (uint32_t)l->len;
+        }
+    }
+    return 0;
+}
+
+/* Record digit at byte i, code point cp. */
+#define POL_DIGIT(i_, cp_) do {            \
+        dig[ndig].pos = (i_);              \
+        dig[ndig].cp = (cp_);              \
+        ndig++;                            \
+    } while (0)
+
 int pol_scan_field(pol_scan *sc, const pol_dict *dc, const char *text, size_t len)
 {
     const unsigned char *t = (const unsigned char *)text;
-    size_t i = 0, cp = 0;
+    const uint8_t *first = dc->first, *acls = dc->acls;
+    pol_digit *dig;
+    size_t i = 0, cp = 0, ndig = 0;
+    unsigned flags = 0;
 
     sc->nocc = 0;
     sc->ndig = 0;
@@ -204,46 +294,56 @@ int pol_scan_field(pol_scan *sc, const pol_dict *dc, const char *text, size_t le
     /* Digits can be at most one per byte: size once, no check per digit. */
     if (pol_scan_grow((void **)&sc->dig, &sc->capdig, len + 1, sizeof *sc->dig) != 0)
         return -1;
-    while (i < len) {
-        unsigned c = t[i];
+    dig = sc->dig;
+    /* The hot loop keeps its state in locals (stores through sc would
+     * force reloads) and reads one byte ahead, so it stops one byte early;
+     * the text is valid UTF-8 (checked before the scan), so the lead byte
+     * gives the length and the continuation bytes exist. */
+    while (i + 1 < len) {
+        unsigned c = t[i], key;
         size_t n;
         if (c < 0x80) {
+            if (acls[c] != 0) {
+                if (acls[c] & POL_ACLS_DIGIT)
+                    POL_DIGIT(i, cp);
+                if (acls[c] & POL_ACLS_LT)
+                    flags |= POL_SCAN_LT;
+                if ((acls[c] & POL_ACLS_ONE) && pol_scan_occ(sc, i, dc->one[c] - 1) != 0)
+                    return -1;
+            }
+            key = (c << 8) | t[i + 1];
             n = 1;
-            if (c - '0' < 10u) {
-                sc->dig[sc->ndig].pos = i;
-                sc->dig[sc->ndig].cp = cp;
-                sc->ndig++;
-            } else if (c == '<') {
-                sc->flags |= POL_SCAN_LT;
-            }
+        } else if (c < 0xe0) {
+            key = 0x8000u + (((c & 0x1fu) << 6) | (t[i + 1] & 0x3fu));
+            n = 2;
+        } else if (c < 0xf0) {
+            unsigned u = ((c & 0x0fu) << 12) | ((t[i + 1] & 0x3fu) << 6) | (t[i + 2] & 0x3fu);
+            if (c == 0xef && u - 0xff10u < 10u)
+                POL_DIGIT(i, cp);
+            else if (c == 0xe2 && (u == 0x27e6u || u == 0x27e7u))
+                flags |= POL_SCAN_TOKEN;
+            key = 0x8000u + u;
+            n = 3;
         } else {
-            /* The text is valid UTF-8 (checked before the scan), so the
-             * lead byte gives the length and the continuation bytes exist. */
-            n = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
-            if (c == 0xef && t[i + 1] == 0xbc && (unsigned)(t[i + 2] - 0x90) < 10u) {
-                sc->dig[sc->ndig].pos = i;
-                sc->dig[sc->ndig].cp = cp;
-                sc->ndig++;
-            } else if (c == 0xe2 && t[i + 1] == 0x9f && (t[i + 2] == 0xa6 || t[i + 2] == 0xa7)) {
-                sc->flags |= POL_SCAN_TOKEN;
-            }
+            key = pol_key_at(t + i, len - i);
+            n = 4;
         }
-        if (dc->one[c] != 0 && pol_scan_occ(sc, i, dc->one[c] - 1) != 0)
+        if ((first[key >> 3] & (1u << (key & 7))) && pol_scan_key(sc, dc, t, len, i, key) != 0)
             return -1;
-        if (i + 1 < len) {
-            unsigned key = (c << 8) | t[i + 1];
-            if (dc->pair[key >> 3] & (1u << (key & 7))) {
-                size_t h = pol_pair_slot(dc, key), k;
-                for (k = dc->pstart[h]; k < dc->pstart[h] + dc->pcount[h]; k++) {
-                    const pol_lit *l = &dc->lit[k];
-                    if (l->len <= len - i && memcmp(t + i, l->w, l->len) == 0 &&
-                        pol_scan_occ(sc, i, k) != 0)
-                        return -1;
-                }
-            }
-        }
         i += n;
         cp++;
     }
-    return 0;
+    if (i < len) {
+        /* A last single byte: ASCII, and only a one-byte literal fits. */
+        unsigned c = t[i];
+        if (acls[c] & POL_ACLS_DIGIT)
+            POL_DIGIT(i, cp);
+        if (acls[c] & POL_ACLS_LT)
+            flags |= POL_SCAN_LT;
+        if ((acls[c] & POL_ACLS_ONE) && pol_scan_occ(sc, i, dc->one[c] - 1) != 0)
+            return -1;
+    }
+    sc->ndig = ndig;
+    sc->flags = flags;
+    return pol_scan_group(sc, dc);
 }

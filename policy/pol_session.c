@@ -441,7 +441,14 @@ static pol_err pol_add_cand(pol_session *s, size_t st, size_t en, long det)
 static int pol_match(pol_session *s, const pcre2_code *re, const char *t, size_t len,
                      size_t off, pcre2_match_context *mc)
 {
-    int rc = pcre2_match(re, (PCRE2_SPTR)t, len, off, PCRE2_NO_UTF_CHECK, s->md, mc);
+    /* When every pattern is JIT-compiled, call the JIT directly:
+     * pcre2_match would check its arguments and dispatch to the same code,
+     * which costs as much as a short window's whole search.  The text is
+     * already validated and the match context (limits, offset limit, JIT
+     * stack) is the same. */
+    int rc = s->e->jit_all
+                 ? pcre2_jit_match(re, (PCRE2_SPTR)t, len, off, PCRE2_NO_UTF_CHECK, s->md, mc)
+                 : pcre2_match(re, (PCRE2_SPTR)t, len, off, PCRE2_NO_UTF_CHECK, s->md, mc);
 
     if (rc == PCRE2_ERROR_JIT_STACKLIMIT && s->js == NULL) {
         s->js = pcre2_jit_stack_create(64 * 1024, POL_JIT_STACK_MAX, NULL);
@@ -573,7 +580,11 @@ static pol_err pol_run_anchored(pol_session *s, long det, const char *t, size_t 
  * as pol_run_anchored's inner loop, so a rule whose every possible match
  * start lies in a window gets exactly the matches of a full pol_run: after
  * a match the search resumes at its end, and a window never searches
- * before the end of the previous match. */
+ * before the end of the previous match.  Nor before the end of a window
+ * that found nothing more: PCRE2 tried every start up to its offset limit,
+ * and what a match attempt at one start finds does not depend on where
+ * the search began, so overlapping windows (names a few characters apart)
+ * are not searched twice. */
 static pol_err pol_run_windows(pol_session *s, const pcre2_code *re, const char *t,
                                size_t len, long det, int mark, size_t field)
 {
@@ -590,8 +601,12 @@ static pol_err pol_run_windows(pol_session *s, const pcre2_code *re, const char 
             int rc;
             pcre2_set_offset_limit(s->mc_lim, hi);
             rc = pol_match(s, re, t, len, lo, s->mc_lim);
-            if (rc == PCRE2_ERROR_NOMATCH)
+            if (rc == PCRE2_ERROR_NOMATCH) {
+                size_t past = pol_fwd_cp(t, len, hi, 1);
+                if (past > next)
+                    next = past;
                 break;
+            }
             if (rc < 0)
                 return pol_rc_err(rc);
             ov = pcre2_get_ovector_pointer(s->md);
@@ -609,8 +624,17 @@ static pol_err pol_run_windows(pol_session *s, const pcre2_code *re, const char 
     return POL_OK;
 }
 
+/* Add a window; lo never decreases between calls.  A window that
+ * overlaps the previous one is merged into it: the union of start
+ * positions, and so the matches found, stay the same, with one PCRE2 call
+ * (about 200 instructions before any matching) fewer. */
 static pol_err pol_win_add(pol_session *s, size_t lo, size_t hi)
 {
+    if (s->nwins > 0 && lo <= s->wins[s->nwins - 1].hi) {
+        if (hi > s->wins[s->nwins - 1].hi)
+            s->wins[s->nwins - 1].hi = hi;
+        return POL_OK;
+    }
     if (s->nwins == s->capwins &&
         pol_grow((void **)&s->wins, &s->capwins, s->nwins + 1, sizeof *s->wins) != 0)
         return POL_ERR_NOMEM;
@@ -620,18 +644,6 @@ static pol_err pol_win_add(pol_session *s, size_t lo, size_t hi)
     return POL_OK;
 }
 
-/* Index of owner's use of lit with this kind, or -1. */
-static long pol_lit_use_of(const pol_dict *dc, size_t lit, pol_lit_kind kind, size_t owner)
-{
-    const pol_lit *l = &dc->lit[lit];
-    size_t u;
-
-    for (u = l->use0; u < l->use0 + l->nuse; u++)
-        if (dc->use[u].kind == kind && dc->use[u].owner == owner)
-            return (long)u;
-    return -1;
-}
-
 /* Windows of an anchored detector from the shared scan, reproducing the
  * PCRE2 alternation of its anchor words exactly: the leftmost occurrence,
  * the first-listed word where several start at one position, then the
@@ -639,22 +651,20 @@ static long pol_lit_use_of(const pol_dict *dc, size_t lit, pol_lit_kind kind, si
 static pol_err pol_anchor_windows(pol_session *s, size_t det, const char *t, size_t len)
 {
     const pol_detector *d = &s->e->det[det];
-    const pol_dict *dc = &s->e->dict;
     const pol_scan *sc = &s->scan;
-    size_t i = 0, cursor = 0;
+    size_t k = pol_dict_slot(&s->e->dict, POL_LIT_ANCHOR, det);
+    size_t i = sc->slot0[k], end = sc->slot0[k + 1], cursor = 0;
     pol_err pe;
 
     s->nwins = 0;
-    while (i < sc->nocc) {
-        size_t pos = sc->occ[i].pos, best = SIZE_MAX, blen = 0;
-        for (; i < sc->nocc && sc->occ[i].pos == pos; i++) {
-            long u = pol_lit_use_of(dc, sc->occ[i].lit, POL_LIT_ANCHOR, det);
-            if (u >= 0 && dc->use[u].word < best) {
-                best = dc->use[u].word;
-                blen = dc->lit[sc->occ[i].lit].len;
+    while (i < end) {
+        size_t pos = sc->wocc[i].pos, best = SIZE_MAX, blen = 0;
+        for (; i < end && sc->wocc[i].pos == pos; i++)
+            if (sc->wocc[i].word < best) {
+                best = sc->wocc[i].word;
+                blen = sc->wocc[i].len;
             }
-        }
-        if (best == SIZE_MAX || pos < cursor)
+        if (pos < cursor)
             continue;
         cursor = pos + blen;
         if ((pe = pol_win_add(s, pol_back_cp(t, pos, d->anchor_before),
@@ -664,6 +674,29 @@ static pol_err pol_anchor_windows(pol_session *s, size_t det, const char *t, siz
     return POL_OK;
 }
 
+/* 1 when every character between the digit at byte a and the next digit
+ * at byte b is one of the prefilter's separators (or it has none). */
+static int pol_only_seps(const pol_prefilter *pf, const char *text, size_t a, size_t b)
+{
+    const unsigned char *t = (const unsigned char *)text;
+    size_t i = a + (t[a] < 0x80 ? 1 : 3);   /* ASCII or full-width digit */
+
+    if (pf->sep == NULL)
+        return 1;
+    while (i < b) {
+        size_t l = pol_utf8_len(t[i]), k;
+        uint32_t c = l == 1 ? t[i] : (uint32_t)(t[i] & (0xff >> (l + 1)));
+        for (k = 1; k < l; k++)
+            c = (c << 6) | (t[i + k] & 0x3fu);
+        for (k = 0; k < pf->nsep && pf->sep[k] != c; k++)
+            ;
+        if (k == pf->nsep)
+            return 0;
+        i += l;
+    }
+    return 1;
+}
+
 /* Windows of a prefilter from the shared scan.  Returns POL_OK with
  * *run = 0 when the field cannot hold a match (skip the rule), *run = 1
  * with windows in s->wins, or *run = 2 for a full scan (the words occur
@@ -671,32 +704,26 @@ static pol_err pol_anchor_windows(pol_session *s, size_t det, const char *t, siz
 static pol_err pol_pf_windows(pol_session *s, const pol_prefilter *pf, pol_lit_kind kind,
                               size_t owner, const char *t, size_t len, int *run)
 {
-    const pol_dict *dc = &s->e->dict;
     const pol_scan *sc = &s->scan;
-    size_t i, found = 0;
+    size_t k = pol_dict_slot(&s->e->dict, kind, owner), i;
     pol_err pe;
 
     s->nwins = 0;
     *run = 0;
     if (pf->words.n > 0) {
-        for (i = 0; i < sc->nocc; i++) {
-            size_t pos = sc->occ[i].pos;
-            if (pol_lit_use_of(dc, sc->occ[i].lit, kind, owner) < 0)
-                continue;
-            found++;
-            if (!pf->window)
-                break;
-            /* Every occurrence (also overlapping ones) gives a window, so
-             * the windows cover every start the declaration allows. lo is
-             * non-decreasing because occurrences come in position order. */
-            if ((pe = pol_win_add(s, pol_back_cp(t, pos, pf->before),
-                                  pol_fwd_cp(t, len, pos + dc->lit[sc->occ[i].lit].len,
-                                             pf->after))) != POL_OK)
-                return pe;
-        }
-        if (found == 0)
+        if (sc->slot0[k] == sc->slot0[k + 1])
             return POL_OK;
         if (pf->window) {
+            /* Every occurrence (also overlapping ones) gives a window, so
+             * the windows cover every start the declaration allows; lo is
+             * non-decreasing because occurrences come in position order. */
+            for (i = sc->slot0[k]; i < sc->slot0[k + 1]; i++) {
+                size_t pos = sc->wocc[i].pos;
+                if ((pe = pol_win_add(s, pol_back_cp(t, pos, pf->before),
+                                      pol_fwd_cp(t, len, pos + sc->wocc[i].len,
+                                                 pf->after))) != POL_OK)
+                    return pe;
+            }
             *run = 1;
             return POL_OK;
         }
@@ -705,18 +732,42 @@ static pol_err pol_pf_windows(pol_session *s, const pol_prefilter *pf, pol_lit_k
         *run = 2;
         return POL_OK;
     }
-    /* Digit clusters: maximal runs of digits with at most gap code points
-     * between neighbours.  A match's digits all lie in one cluster, so it
-     * starts between lead code points before the cluster and the digit
-     * that still has digits - 1 digits after it in the cluster. */
+    /* Digit clusters: maximal runs of digits with at most gap code points,
+     * all separators, between neighbours.  A match's digits all lie in one
+     * cluster, so it starts between lead code points before the cluster
+     * and the digit that still has digits - 1 digits after it in the
+     * cluster. */
     i = 0;
     while (i < sc->ndig) {
-        size_t j = i + 1;
-        while (j < sc->ndig && sc->dig[j].cp - sc->dig[j - 1].cp - 1 <= pf->gap)
+        size_t j = i + 1, hi;
+        while (j < sc->ndig && sc->dig[j].cp - sc->dig[j - 1].cp - 1 <= pf->gap &&
+               pol_only_seps(pf, t, sc->dig[j - 1].pos, sc->dig[j].pos))
             j++;
-        if (j - i >= pf->digits &&
-            (pe = pol_win_add(s, pol_back_cp(t, sc->dig[i].pos, pf->lead),
-                              sc->dig[j - pf->digits].pos)) != POL_OK)
+        if (j - i < pf->digits) {
+            i = j;
+            continue;
+        }
+        hi = j - pf->digits;
+        if (pf->groups > 1) {
+            /* Groups: runs of adjacent digits.  The match's first digit
+             * needs groups - 1 more groups after its own. */
+            size_t g = j - 1, seen = 1;
+            while (g > i && seen < pf->groups) {
+                if (sc->dig[g].cp != sc->dig[g - 1].cp + 1)
+                    seen++;
+                g--;
+            }
+            if (seen < pf->groups) {
+                i = j;
+                continue;
+            }
+            /* dig[g] is the last digit of the group that must hold the
+             * match's first digit, at the latest. */
+            if (g < hi)
+                hi = g;
+        }
+        if ((pe = pol_win_add(s, pol_back_cp(t, sc->dig[i].pos, pf->lead),
+                              sc->dig[hi].pos)) != POL_OK)
             return pe;
         i = j;
     }
@@ -848,18 +899,35 @@ static pol_err pol_add_escaped(pol_buf *b, const char *t, size_t n, int escape)
     return pol_buf_add(b, t + from, n - from);
 }
 
+/* Placeholder text for id.  Formatted by hand: snprintf cost more than
+ * the rest of masking a short document. */
 static pol_err pol_add_placeholder(pol_buf *b, pol_ph_style style, uint32_t id)
 {
-    char tmp[48];
-    int n;
+    static const char xml_open[] = "<" POL_XML_TAG " id=\"";
+    char tmp[48], dig[10];
+    size_t n = 0, nd = 0;
 
-    if (style == POL_PH_TOKEN)
-        n = snprintf(tmp, sizeof tmp, "\xe2\x9f\xa6%u\xe2\x9f\xa7", (unsigned)id);
-    else
-        n = snprintf(tmp, sizeof tmp, "<" POL_XML_TAG " id=\"%u\"/>", (unsigned)id);
-    if (n < 0 || (size_t)n >= sizeof tmp)
-        return POL_ERR_ARG;
-    return pol_buf_add(b, tmp, (size_t)n);
+    do {
+        dig[nd++] = (char)('0' + id % 10);
+        id /= 10;
+    } while (id > 0);
+    if (style == POL_PH_TOKEN) {
+        memcpy(tmp, "\xe2\x9f\xa6", 3);
+        n = 3;
+    } else {
+        memcpy(tmp, xml_open, sizeof xml_open - 1);
+        n = sizeof xml_open - 1;
+    }
+    while (nd > 0)
+        tmp[n++] = dig[--nd];
+    if (style == POL_PH_TOKEN) {
+        memcpy(tmp + n, "\xe2\x9f\xa7", 3);
+        n += 3;
+    } else {
+        memcpy(tmp + n, "\"/>", 3);
+        n += 3;
+    }
+    return pol_buf_add(b, tmp, n);
 }
 
 pol_err pol_session_process(pol_session *s, const char *text, size_t len,
