@@ -61,6 +61,25 @@ const char *access_code(access_err e)
     return "auth_failed";
 }
 
+const char *access_reason(access_err e)
+{
+    switch (e) {
+    case ACCESS_OK: return "ok";
+    case ACCESS_NO_CREDENTIALS: return "no_credentials";
+    case ACCESS_UNKNOWN_KEY: return "unknown_key";
+    case ACCESS_UNKNOWN_CERT: return "unknown_certificate";
+    case ACCESS_DISABLED: return "client_disabled";
+    case ACCESS_KEY_REQUIRED: return "key_required";
+    case ACCESS_CERT_REQUIRED: return "certificate_required";
+    case ACCESS_CERT_MISMATCH: return "certificate_mismatch";
+    case ACCESS_NETWORK: return "network_not_allowed";
+    case ACCESS_CONCURRENCY: return "too_many_concurrent_requests";
+    case ACCESS_RATE: return "rate_limited";
+    case ACCESS_DAILY_CHARS: return "daily_character_limit";
+    }
+    return "refused";
+}
+
 access_state *access_state_new(const tg_config *cfg)
 {
     access_state *st = calloc(1, sizeof(*st) + cfg->n_clients * sizeof(st->c[0]));

@@ -36,6 +36,10 @@ const char *access_strerror(access_err e);
 /* Stable reason code for responses, diagnostics and the audit trail. */
 const char *access_code(access_err e);
 
+/* Specific reason code for the audit trail and diagnostics ("unknown_key",
+ * "network_not_allowed", ...): more than a terminal is told. */
+const char *access_reason(access_err e);
+
 /* Per-client state shared by the workers. */
 typedef struct access_state access_state;
 

@@ -790,7 +790,14 @@ static int audit_format_one(audit_log *a, json_t *rec, const struct timespec *ts
     } else {
         audit_pend_add(a, "}", 1);
     }
-    free(dump);
+    {
+        /* json_dumps allocates with Jansson's allocator, which the
+         * gateway replaces (it wipes what it frees): free with it too. */
+        json_malloc_t jm;
+        json_free_t jf;
+        json_get_alloc_funcs(&jm, &jf);
+        jf(dump);
+    }
     if (audit_hmac(a->mac, a->keys.chain, a->chain, 64, "\n", 1,
                    a->pend + start, a->pend_len - start, md) != 0) {
         a->pend_len = start;

@@ -280,7 +280,13 @@ int cmd_policy(int argc, char **argv)
             goto fail;
         }
         puts(dump);
-        free(dump);
+        {
+            /* Jansson's allocator (replaced by the gateway) frees it. */
+            json_malloc_t jm;
+            json_free_t jf;
+            json_get_alloc_funcs(&jm, &jf);
+            jf(dump);
+        }
     } else {
         printf("rules: %zu detectors, %zu markings, %zu allow rules (sha256 %s)\n",
                pol_engine_ndetectors(eng), pol_engine_nmarkings(eng),

@@ -9,6 +9,7 @@
 
 #include "access.h"
 #include "adapter.h"
+#include "audit.h"
 #include "api.h"
 #include "auth.h"
 #include "log.h"
@@ -56,6 +57,24 @@ typedef struct http_req {
     size_t chars_in;             /* characters the terminal sent (usage) */
     size_t discarded;            /* body bytes read and dropped after an error */
     int entered;                 /* holds a client slot (access_enter) */
+    /* For the audit record: metadata only, never text. */
+    int audit_reserved;          /* a slot is held for this exchange's record */
+    const char *endpoint;        /* static */
+    const char *reason;          /* static: the response's code, "ok" */
+    int forwarded;               /* something was sent to a vendor */
+    char source[64];
+    char cert_fp[65];
+    json_t *text_macs;           /* digests of the original texts */
+    json_t *detections;          /* entity type -> count */
+    int level;
+    const char *rule;            /* borrowed from r->rt's policy engine */
+    int upstream;                /* index in cfg->upstreams, -1 */
+    char vendor_addr[64];
+    char source_lang[16];        /* as requested (validated codes) */
+    char target_lang[16];
+    long vendor_status;
+    double upstream_ms;
+    size_t chars_out;
 } http_req;
 
 /* ------------------------------------------------------------------ */
@@ -105,6 +124,8 @@ static void set_response(http_req *r, unsigned status, tg_buf *body)
         MHD_destroy_response(r->resp);
     r->resp = make_response(r, body);
     r->resp_status = status;
+    if (status < 400)
+        r->reason = "ok";
     tg_buf_free(body);
 }
 
@@ -117,6 +138,7 @@ static void set_error(http_req *r, unsigned status, const char *msg,
     if (api_encode_error(msg, code, NULL, &b) != 0)
         tg_buf_free(&b);
     set_response(r, status, &b);
+    r->reason = code;
 }
 
 static enum MHD_Result queue_prepared(http_req *r)
@@ -201,6 +223,14 @@ static int restore_translations(http_req *r, tg_translation *tr)
     return 0;
 }
 
+/* What the audit record says about the vendor leg. */
+static void note_vendor(http_req *r, const upstream_info *info)
+{
+    snprintf(r->vendor_addr, sizeof(r->vendor_addr), "%s", info->address);
+    r->vendor_status = info->last_status;
+    r->upstream_ms = info->elapsed_ms;
+}
+
 static void on_translate_done(void *arg, upstream_err err,
                               const adapter_reply *replies, size_t n,
                               const upstream_info *info)
@@ -214,6 +244,7 @@ static void on_translate_done(void *arg, upstream_err err,
 
     r->job = NULL;
     r->w->n_inflight--;
+    note_vendor(r, info);
     if (err != UPSTREAM_OK) {
         set_error(r, status_for_upstream(err), upstream_strerror(err),
                   upstream_code(err));
@@ -236,6 +267,9 @@ static void on_translate_done(void *arg, upstream_err err,
     }
     if (r->masked && restore_translations(r, tr) != 0)
         goto free_tr;
+    for (size_t i = 0; i < r->treq.n_texts; i++)
+        r->chars_out += api_utf8_len(tr[i].text, tr[i].len) == (size_t)-1
+                            ? 0 : api_utf8_len(tr[i].text, tr[i].len);
     tg_buf_init(&out, RESP_CAP);
     if (api_encode_translations(tr, r->treq.n_texts,
                                 r->treq.show_billed_characters == 1, &out) != 0) {
@@ -266,9 +300,9 @@ static void on_languages_done(void *arg, upstream_err err,
     adapter_err aerr;
     tg_buf out;
 
-    (void)info;
     r->job = NULL;
     r->w->n_inflight--;
+    note_vendor(r, info);
     if (err != UPSTREAM_OK || n != 1) {
         set_error(r, status_for_upstream(err), upstream_strerror(err),
                   upstream_code(err));
@@ -317,6 +351,9 @@ static int start_job(http_req *r, const rt_upstream *up, adapter_http *reqs,
                      size_t n, upstream_done_fn fn)
 {
     r->job = upstream_add(r->w->up, up, reqs, n, fn, r);
+    r->upstream = (int)(up - r->rt->upstreams);
+    if (r->job != NULL)
+        r->forwarded = 1;
     if (r->job == NULL) {
         set_error(r, 500, "Internal error", "internal_error");
         return -1;
@@ -358,6 +395,35 @@ static int add_ignore_tag(char **list)
     free(*list);
     *list = tg_buf_steal(&b, NULL);
     return 0;
+}
+
+/* Counts per entity type, level and deciding rule for the audit record. */
+static void note_policy(http_req *r, const pol_decision *d)
+{
+    const pol_engine *pe = r->rt->policy;
+
+    r->level = d->level;
+    r->rule = d->rule_id;
+    json_decref(r->detections);
+    r->detections = json_object();
+    for (size_t i = 0; r->detections != NULL && i < pol_engine_ntypes(pe); i++) {
+        unsigned c = pol_session_count(r->pol, i);
+        if (c > 0)
+            json_object_set_new(r->detections, pol_engine_type_name(pe, i),
+                                json_integer(c));
+    }
+}
+
+/* A security event in the audit trail, beside the exchange record. */
+static void audit_event(http_req *r, const char *event, const char *reason)
+{
+    json_t *ev = json_pack("{s:s, s:s, s:s, s:s}", "event", event, "request_id", r->id,
+                           "source", r->source, "reason", reason);
+
+    if (ev != NULL && r->client >= 0)
+        json_object_set_new(ev, "client", json_string(r->rt->cfg->clients[r->client].name));
+    if (ev == NULL || audit_submit(r->w->audit, ev) != 0)
+        log_warn("request %s: audit trail full: %s event not recorded", r->id, event);
 }
 
 /* Classify and mask every field that goes upstream.  Returns 0 to go on, or
@@ -410,6 +476,7 @@ static int apply_policy(http_req *r, const rt_upstream *up)
             goto fail;
     }
     e = pol_decide(r->pol, cl->default_level, cl->clearance, up->conf->clearance, &d);
+    note_policy(r, &d);
     if (e != POL_OK || d.refuse) {
         tg_buf b;
         tg_buf_init(&b, 4096);
@@ -418,8 +485,10 @@ static int apply_policy(http_req *r, const rt_upstream *up)
                              d.rule_id ? d.rule_id : "policy_error", &b) != 0)
             tg_buf_free(&b);
         set_response(r, 403, &b);
+        r->reason = "policy_refused";
         log_info("request %s: refused by policy rule %s (level %d)", r->id,
                  d.rule_id ? d.rule_id : "policy_error", d.level);
+        audit_event(r, "policy_refused", d.rule_id ? d.rule_id : "policy_error");
         e = POL_OK;
         goto fail;
     }
@@ -512,6 +581,16 @@ static void handle_translate(http_req *r)
         return;
     }
     r->chars_in = api_count_chars(&r->treq);
+    snprintf(r->source_lang, sizeof(r->source_lang), "%s",
+             r->treq.source_lang ? r->treq.source_lang : "");
+    snprintf(r->target_lang, sizeof(r->target_lang), "%s",
+             r->treq.target_lang ? r->treq.target_lang : "");
+    r->text_macs = json_array();
+    for (size_t i = 0; r->text_macs != NULL && i < r->treq.n_texts; i++) {
+        char mac[65];
+        audit_text_mac(r->w->audit, r->treq.texts[i], r->treq.text_lens[i], mac);
+        json_array_append_new(r->text_macs, json_string(mac));
+    }
     if (apply_policy(r, up) != 0)
         goto fail;
     if (admit_inflight(r) != 0)
@@ -618,6 +697,10 @@ static int check_headers(http_req *r, const char *url, const char *method)
         r->route = ROUTE_LANGUAGES;
     else if (strcmp(url, "/v2/usage") == 0)
         r->route = ROUTE_USAGE;
+    /* Never the path as sent: it is the terminal's text. */
+    r->endpoint = r->route == ROUTE_TRANSLATE ? "/v2/translate"
+                : r->route == ROUTE_LANGUAGES ? "/v2/languages"
+                : r->route == ROUTE_USAGE ? "/v2/usage" : "other";
     if (r->route == ROUTE_NONE) {
         set_error(r, 404, "Not found", "not_found");
         return -1;
@@ -644,6 +727,9 @@ static int check_headers(http_req *r, const char *url, const char *method)
         log_info("request %s: authentication failed from %s: %s (%s)", r->id,
                  r->fc->peer_str, access_strerror(ae),
                  claimed >= 0 ? rt->cfg->clients[claimed].name : "no client");
+        r->client = claimed;
+        audit_event(r, "auth_failure", access_reason(ae));
+        r->client = -1;
         return -1;
     }
     r->client = claimed;
@@ -745,6 +831,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         *con_cls = r;
         w->n_active++;
         w->stats.requests++;
+        r->upstream = -1;
+        r->endpoint = "other";
+        r->reason = "incomplete";
+        if (r->fc != NULL) {
+            snprintf(r->source, sizeof(r->source), "%s", r->fc->peer_str);
+            if (r->fc->has_cert)
+                memcpy(r->cert_fp, r->fc->cert_sha256, sizeof(r->cert_fp));
+        }
+        /* No exchange without its record: the slot is taken before
+         * anything else happens. */
+        if (audit_reserve(w->audit) != 0) {
+            set_error(r, 503, "The gateway cannot record requests at the moment; "
+                      "retry later", "audit_unavailable");
+            return queue_prepared(r);
+        }
+        r->audit_reserved = 1;
         if (check_headers(r, url, method) != 0) {
             /* Answer after reading the body when it is of a reasonable
              * size, so the terminal is not cut off mid-send and sees the
@@ -797,6 +899,63 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     return queue_prepared(r);
 }
 
+static json_t *str_or_null(const char *s)
+{
+    return s != NULL && s[0] != '\0' ? json_string(s) : json_null();
+}
+
+/* The exchange's audit record (metadata only; see docs/audit.md). */
+static json_t *exchange_record(http_req *r, enum MHD_RequestTerminationCode toe)
+{
+    const tg_config *cfg = r->rt->cfg;
+    const char *decision, *reason = r->reason;
+    json_t *rec;
+
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK || r->resp_status == 0) {
+        /* The answer did not reach the terminal in full: it left, or the
+         * connection broke.  (A terminal that hangs up right after reading
+         * a complete answer is not this case.) */
+        decision = "failed";
+        reason = "terminal_disconnected";
+    } else if (r->forwarded) {
+        decision = r->resp_status == 200 ? "forwarded" : "failed";
+    } else {
+        decision = r->resp_status < 400 ? "answered"
+                 : r->resp_status < 500 ? "refused" : "failed";
+    }
+    rec = json_pack("{s:s, s:o, s:o, s:s, s:s}",
+                    "request_id", r->id,
+                    "client", r->client >= 0 ? json_string(cfg->clients[r->client].name)
+                                             : json_null(),
+                    "cert_fp", str_or_null(r->cert_fp),
+                    "source", r->source,
+                    "endpoint", r->endpoint);
+    if (rec == NULL)
+        return json_pack("{s:s, s:s}", "request_id", r->id, "decision", "failed");
+    json_object_set_new(rec, "status", json_integer(r->resp_status));
+    json_object_set_new(rec, "source_lang", str_or_null(r->source_lang));
+    json_object_set_new(rec, "target_lang", str_or_null(r->target_lang));
+    json_object_set_new(rec, "texts", json_integer((json_int_t)json_array_size(r->text_macs)));
+    json_object_set_new(rec, "chars_in", json_integer((json_int_t)r->chars_in));
+    json_object_set_new(rec, "chars_out", json_integer((json_int_t)r->chars_out));
+    json_object_set_new(rec, "detections", r->detections ? json_incref(r->detections)
+                                                         : json_object());
+    json_object_set_new(rec, "level", r->level ? json_integer(r->level) : json_null());
+    json_object_set_new(rec, "rule", str_or_null(r->rule));
+    json_object_set_new(rec, "decision", json_string(decision));
+    json_object_set_new(rec, "reason", json_string(reason));
+    json_object_set_new(rec, "upstream", r->upstream >= 0
+                        ? json_string(cfg->upstreams[r->upstream].name) : json_null());
+    json_object_set_new(rec, "vendor_addr", str_or_null(r->vendor_addr));
+    json_object_set_new(rec, "vendor_status", r->vendor_status
+                        ? json_integer(r->vendor_status) : json_null());
+    json_object_set_new(rec, "latency_ms", json_integer((json_int_t)(tg_now_ms() - r->t0)));
+    json_object_set_new(rec, "upstream_ms", json_integer((json_int_t)r->upstream_ms));
+    json_object_set_new(rec, "text_macs", r->text_macs ? json_incref(r->text_macs)
+                                                       : json_array());
+    return rec;
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -804,7 +963,6 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     http_req *r = *con_cls;
 
     (void)conn;
-    (void)toe;
     if (r == NULL)
         return;
     if (r->job != NULL) {
@@ -818,6 +976,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     api_translate_req_free(&r->treq);
     pol_session_free(r->pol);
     tg_buf_free(&r->body);
+    if (r->audit_reserved)
+        audit_commit(w->audit, exchange_record(r, toe));
+    json_decref(r->text_macs);
+    json_decref(r->detections);
     if (r->entered)
         access_leave(r->rt, r->client);
     runtime_unref(r->rt);

@@ -15,6 +15,7 @@
 #include <pcre2.h>
 
 #include "api.h"
+#include "audit.h"
 #include "auth.h"
 #include "cmd_policy.h"
 #include "config.h"
@@ -36,6 +37,8 @@ static const char usage_main[] =
     "  key new CLIENT -c FILE issue an API key for CLIENT (printed once; only its\n"
     "                         hash is stored, in the client's api_key_hashes file)\n"
     "  policy test ...        show what the policy would mask or refuse in a text\n"
+    "  audit verify|mac|keygen  check the audit trail's chain, compute a text's\n"
+    "                         digest, or create an audit key\n"
     "  version                print versions of transgate and its libraries\n"
     "\n"
     "Run 'transgate <command> --help' for the options of a command.\n";
@@ -133,6 +136,7 @@ static int cmd_check(int argc, char **argv)
     const char *path = parse_config_opt(argc, argv, usage_check, &code);
     tg_config *cfg;
     tg_runtime *rt;
+    int ok = 1;
 
     if (path == NULL)
         return code;
@@ -148,6 +152,21 @@ static int cmd_check(int argc, char **argv)
         return 1;
     }
     runtime_print(rt, stdout);
+    if (rt->cfg->audit_path == NULL) {
+        fprintf(stderr, "%s: no \"audit\" section: serve refuses to start without "
+                "an audit trail\n", path);
+        ok = 0;
+    } else {
+        audit_conf ac;
+        server_audit_conf(rt->cfg, &ac);
+        if (audit_check(&ac, stderr) != 0)
+            ok = 0;
+    }
+    if (!ok) {
+        runtime_free(rt);
+        curl_global_cleanup();
+        return 1;
+    }
     printf("configuration OK\n");
     runtime_free(rt);
     curl_global_cleanup();
@@ -246,6 +265,8 @@ int main(int argc, char **argv)
         return cmd_key(argc - 1, argv + 1);
     if (strcmp(cmd, "policy") == 0)
         return cmd_policy(argc - 1, argv + 1);
+    if (strcmp(cmd, "audit") == 0)
+        return cmd_audit(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         if (want_help(argc - 1, argv + 1)) {
             printf("usage: transgate version\n\nPrint the versions of transgate and its libraries.\n");

@@ -12,7 +12,10 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <jansson.h>
+#include <openssl/evp.h>
 
+#include "audit.h"
 #include "config.h"
 #include "log.h"
 #include "runtime.h"
@@ -62,6 +65,65 @@ static int drop_privileges(const tg_config *cfg)
     }
     log_info("running as %s (uid %u)", cfg->user, (unsigned)pw->pw_uid);
     return 0;
+}
+
+void server_audit_conf(const tg_config *cfg, audit_conf *ac)
+{
+    memset(ac, 0, sizeof(*ac));
+    ac->path = cfg->audit_path;
+    ac->key_file = cfg->audit_key_file;
+    ac->fsync = cfg->audit_fsync == 0 ? AUDIT_FSYNC_ALWAYS
+              : cfg->audit_fsync == 1 ? AUDIT_FSYNC_INTERVAL : AUDIT_FSYNC_NEVER;
+    ac->fsync_interval_ms = cfg->audit_fsync_interval_ms;
+    ac->queue_size = (size_t)cfg->audit_queue_size;
+    ac->refuse_on_failure = !cfg->audit_continue_on_failure;
+    ac->syslog = cfg->audit_syslog;
+}
+
+/* SHA-256 (hex) of the configuration file's bytes, for the start and
+ * reload events.  "" when it cannot be read. */
+static void file_digest(const char *path, char out[65])
+{
+    unsigned char md[EVP_MAX_MD_SIZE], buf[8192];
+    unsigned int mdlen = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    FILE *f = fopen(path, "rb");
+    size_t n;
+
+    out[0] = '\0';
+    if (ctx == NULL || f == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
+        goto done;
+    while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+        EVP_DigestUpdate(ctx, buf, n);
+    if (EVP_DigestFinal_ex(ctx, md, &mdlen) == 1)
+        for (unsigned i = 0; i < mdlen && i < 32; i++)
+            snprintf(out + 2 * i, 3, "%02x", md[i]);
+done:
+    if (f != NULL)
+        fclose(f);
+    EVP_MD_CTX_free(ctx);
+}
+
+/* A lifecycle event with the configuration's and rule packs' digests. */
+static void audit_lifecycle(audit_log *a, const char *event, const tg_runtime *rt,
+                            const char *path)
+{
+    char digest[65];
+    json_t *ev;
+
+    if (a == NULL)
+        return;
+    file_digest(path, digest);
+    ev = json_pack("{s:s, s:s, s:s, s:s}", "event", event, "version", TG_VERSION,
+                   "config_digest", digest, "rules_digest",
+                   pol_engine_digest(rt->policy));
+    if (ev != NULL && strcmp(event, "start") == 0) {
+        int synced = audit_clock_synced();
+        json_object_set_new(ev, "clock_synced",
+                            synced < 0 ? json_null() : json_boolean(synced));
+    }
+    if (ev == NULL || audit_submit(a, ev) != 0)
+        log_err("audit: could not queue the %s event", event);
 }
 
 /* Listener addresses are bound once; a reload may change everything else. */
@@ -119,7 +181,9 @@ int server_run(const char *config_path)
     tg_config *cfg;
     tg_runtime *rt;
     worker *workers = NULL;
-    int nworkers, started = 0, rc = 1;
+    audit_log *audit = NULL;
+    audit_conf ac;
+    int nworkers = 0, started = 0, rc = 1;
     sigset_t set;
 
     cfg = config_load(config_path, stderr);
@@ -136,6 +200,16 @@ int server_run(const char *config_path)
         curl_global_cleanup();
         return 1;
     }
+    if (rt->cfg->audit_path == NULL) {
+        log_err("%s: no \"audit\" section: every exchange must be recorded; "
+                "see docs/audit.md", config_path);
+        goto out;
+    }
+    server_audit_conf(rt->cfg, &ac);
+    audit = audit_open(&ac, stderr);
+    if (audit == NULL)
+        goto out;
+    audit_lifecycle(audit, "start", rt, config_path);
     nworkers = rt->cfg->workers;
     if (nworkers <= 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -146,6 +220,9 @@ int server_run(const char *config_path)
     /* Signals go to this thread only, through sigwait; workers inherit the
      * mask. */
     signal(SIGPIPE, SIG_IGN);
+    /* A file-size limit must turn into a write error the audit trail
+     * handles (refusing traffic), not kill the process. */
+    signal(SIGXFSZ, SIG_IGN);
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
@@ -157,7 +234,7 @@ int server_run(const char *config_path)
     if (workers == NULL)
         goto out;
     for (int i = 0; i < nworkers; i++) {
-        if (worker_init(&workers[i], i, rt) != 0) {
+        if (worker_init(&workers[i], i, rt, audit) != 0) {
             for (int j = 0; j < i; j++)
                 worker_join(&workers[j]);
             goto out;
@@ -186,17 +263,24 @@ int server_run(const char *config_path)
             log_info("received %s: draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
             break;
         }
+        if (sig == SIGUSR1) {
+            audit_reopen(audit);
+            log_info("SIGUSR1: audit trail reopened");
+        }
         if (sig == SIGHUP) {
             const tg_runtime *next = reload(config_path, rt);
-            if (next != NULL) {
+            if (next == NULL) {
+                json_t *ev = json_pack("{s:s, s:s}", "event", "reload", "result", "refused");
+                if (ev != NULL && audit_submit(audit, ev) != 0)
+                    log_err("audit: could not queue the reload event");
+            } else {
+                audit_lifecycle(audit, "reload", next, config_path);
                 for (int i = 0; i < started; i++)
                     worker_set_runtime(&workers[i], next);
                 runtime_unref(rt);
                 rt = (tg_runtime *)(uintptr_t)next;
             }
         }
-        if (sig == SIGUSR1)
-            log_info("SIGUSR1: no log files to reopen");
     }
     rc = 0;
 out:
@@ -205,6 +289,13 @@ out:
     for (int i = 0; i < started; i++)
         worker_join(&workers[i]);
     free(workers);
+    if (audit != NULL) {
+        json_t *ev = json_pack("{s:s, s:s}", "event", "stop", "reason",
+                               rc == 0 ? "signal" : "start-up failed");
+        if (ev != NULL && audit_submit(audit, ev) != 0)
+            log_err("audit: could not queue the stop event");
+        audit_close(audit);
+    }
     runtime_unref(rt);
     curl_global_cleanup();
     if (rc == 0)

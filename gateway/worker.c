@@ -166,13 +166,14 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-int worker_init(worker *w, int id, const tg_runtime *rt)
+int worker_init(worker *w, int id, const tg_runtime *rt, struct audit_log *audit)
 {
     const tg_config *cfg = rt->cfg;
 
     memset(w, 0, sizeof(*w));
     w->id = id;
     w->rt = runtime_ref(rt);
+    w->audit = audit;
     pthread_mutex_init(&w->cmd_lock, NULL);
     w->mhd_fd = -1;
     w->wake_fd = -1;

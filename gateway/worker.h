@@ -23,6 +23,7 @@ struct front_listener;
 struct front_conn;
 struct upstream_ctx;
 struct MHD_Daemon;
+struct audit_log;
 
 typedef enum worker_state {
     WORKER_RUNNING = 0,
@@ -65,6 +66,7 @@ typedef struct worker {
     int mhd_run_pending;         /* MHD must run before the loop sleeps */
 
     struct upstream_ctx *up;
+    struct audit_log *audit;     /* the process's audit trail (shared) */
     int n_active;                /* HTTP requests between first byte and completion */
     int n_inflight;              /* requests waiting on a vendor */
     worker_stats stats;
@@ -72,7 +74,7 @@ typedef struct worker {
 
 /* Create a worker's loop, listeners (SO_REUSEPORT), MHD daemon and curl
  * multi.  Returns 0, or -1 after logging why (and cleaning up). */
-int worker_init(worker *w, int id, const tg_runtime *rt);
+int worker_init(worker *w, int id, const tg_runtime *rt, struct audit_log *audit);
 
 /* Start the thread.  Returns 0 or -1. */
 int worker_start(worker *w);

@@ -9,7 +9,7 @@
 #
 # State lives in build/dev/: pki/ (development CA and certificates),
 # transgate.json, terminal-1.key (the terminal's API key, mode 0600),
-# *.log and *.pid.
+# audit.jsonl and audit.key (the audit trail and its key), *.log and *.pid.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -60,9 +60,11 @@ LC_ALL=C.UTF-8 nohup apertium-apy -p "$apy_port" -c "$dev/pki/vendor.pem" \
     -k "$dev/pki/vendor.key" /usr/share/apertium/modes >"$dev/apertium.log" 2>&1 &
 echo $! >"$dev/apertium.pid"
 
+[ -f "$dev/audit.key" ] || "$tg" audit keygen "$dev/audit.key" >/dev/null
 cat >"$dev/transgate.json" <<JSON
 {
   "log": { "level": "info" },
+  "audit": { "path": "audit.jsonl", "key_file": "audit.key" },
   "listeners": [
     { "address": "127.0.0.1:$gw_port", "certificate": "pki/server.pem",
       "private_key": "pki/server.key", "tls_profile": "cryptrec-strict" }

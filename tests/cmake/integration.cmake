@@ -24,3 +24,8 @@ add_test(NAME gateway_tls_access
   COMMAND ${TG_PYTHON3} ${PROJECT_SOURCE_DIR}/tests/integration/test_tls_access.py)
 set_tests_properties(gateway_tls_access PROPERTIES LABELS integration TIMEOUT 600
   ENVIRONMENT "${TG_IT_ENV}")
+
+add_test(NAME gateway_audit
+  COMMAND ${TG_PYTHON3} ${PROJECT_SOURCE_DIR}/tests/integration/test_audit_gateway.py)
+set_tests_properties(gateway_audit PROPERTIES LABELS integration TIMEOUT 300
+  ENVIRONMENT "${TG_IT_ENV}")

@@ -138,10 +138,16 @@ class Gateway:
             if "cert_cn" not in c:
                 c.setdefault("api_key_hashes", os.path.join(keydir, c["name"] + ".hashes"))
             cfg_clients.append(c)
+        self.audit_path = os.path.join(workdir, "audit.jsonl")
+        self.audit_key = os.path.join(workdir, "audit.key")
+        if not os.path.exists(self.audit_key):
+            subprocess.run([TRANSGATE, "audit", "keygen", self.audit_key], check=True,
+                           capture_output=True)
         self.config = {
             "workers": workers,
             "log": {"level": log_level},
             "limits": limits or {},
+            "audit": {"path": self.audit_path, "key_file": self.audit_key},
             "listeners": listeners or [{
                 "address": "127.0.0.1:%d" % self.port,
                 "certificate": certs.server_cert,
@@ -183,6 +189,12 @@ class Gateway:
         rc = self.proc.returncode
         self.proc = None
         return rc
+
+    def audit_records(self):
+        if not os.path.exists(self.audit_path):
+            return []
+        with open(self.audit_path, encoding="ascii") as f:
+            return [json.loads(line) for line in f if line.strip()]
 
     def diagnostics(self):
         with open(self.stderr_path, "rb") as f:

@@ -506,12 +506,13 @@ class PrivilegeTest(unittest.TestCase):
             with open(gw.config_path, "w") as f:
                 json.dump(gw.config, f)
             gw.start()
-            with open("/proc/%d/status" % gw.proc.pid) as f:
-                uids = [line.split()[1:] for line in f if line.startswith("Uid:")][0]
-            self.assertEqual(uids, [str(nobody.pw_uid)] * 4)
+            # Answering proves the workers run, which happens after the switch.
             st, _, _ = gw.request("POST", "/v2/translate", form(text="x", target_lang="DE"),
                                   FORM, client="t")
             self.assertEqual(st, 200)
+            with open("/proc/%d/status" % gw.proc.pid) as f:
+                uids = [line.split()[1:] for line in f if line.startswith("Uid:")][0]
+            self.assertEqual(uids, [str(nobody.pw_uid)] * 4)
             self.assertEqual(gw.stop(), 0)
         finally:
             w.cleanup()
