@@ -117,10 +117,14 @@ typedef struct pol_wocc {
     uint32_t len;              /* bytes */
 } pol_wocc;
 
-typedef struct pol_digit {
-    size_t pos;                /* byte offset */
-    size_t cp;                 /* code point index */
-} pol_digit;
+/* A run of adjacent digits (ASCII or full-width). */
+typedef struct pol_drun {
+    size_t pos;                /* byte offset of its first digit */
+    size_t last;               /* byte offset of its last digit */
+    size_t end;                /* byte offset after its last digit */
+    size_t cp;                 /* code point index of its first digit */
+    size_t n;                  /* digits */
+} pol_drun;
 
 #define POL_SCAN_TOKEN 1u      /* a literal U+27E6 or U+27E7 */
 #define POL_SCAN_LT    2u      /* a '<' */
@@ -132,7 +136,7 @@ typedef struct pol_scan {
     size_t capwocc;
     size_t *slot0;             /* slot k: wocc[slot0[k] .. slot0[k + 1]) */
     size_t capslot;
-    pol_digit *dig;
+    pol_drun *dig;             /* digit runs, by position */
     size_t ndig, capdig;
     unsigned flags;
 } pol_scan;
@@ -143,8 +147,8 @@ int pol_dict_build(pol_dict *dc, const struct pol_engine *e);
 void pol_dict_free(pol_dict *dc);
 
 /* One pass over valid UTF-8 text: every occurrence of every dictionary
- * literal (at code point starts, in position order), every digit (ASCII or
- * full-width) and the POL_SCAN_* flags.  Arrays grow in sc (kept between
+ * literal (at code point starts, in position order), every run of digits
+ * (ASCII or full-width) and the POL_SCAN_* flags.  Arrays grow in sc (kept between
  * calls; free with pol_scan_free).  0, or -1 when out of memory. */
 int pol_scan_field(pol_scan *sc, const pol_dict *dc, const char *t, size_t len);
 void pol_scan_free(pol_scan *sc);

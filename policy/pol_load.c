@@ -958,13 +958,23 @@ static char *pol_expand(const pol_loader *ld, const char *pat, int depth,
 }
 
 /* Options for a pattern searched in windows (anchor or prefilter).  The
- * offset limit bounds where a match may start.  No start optimisation:
- * PCRE2 would otherwise look for a required code unit from the window to
- * the end of the text on every call, which made many small windows over a
- * long text quadratic (e.g. 機 repeated for the markings); within a short
- * window trying each start is cheap.  Neither option changes what a match
- * attempt at a given start finds. */
+ * offset limit bounds where a match may start.  PCRE2_NO_START_OPTIMIZE
+ * is applied only to patterns with a required code unit (pol_compile):
+ * the JIT looks for that unit from a candidate start to the end of the
+ * text on every call, so many small windows over a long text were
+ * quadratic (機 repeated, for the markings); its first-unit and start-set
+ * searches stop at the offset limit and are kept.  Neither option changes
+ * what a match attempt at a given start finds. */
 #define POL_WINDOWED (PCRE2_USE_OFFSET_LIMIT | PCRE2_NO_START_OPTIMIZE)
+
+/* 1 when PCRE2 found a code unit every match must contain (it then
+ * searches for it before matching). */
+static int pol_has_required_unit(const pcre2_code *re)
+{
+    uint32_t req = 0;
+
+    return pcre2_pattern_info(re, PCRE2_INFO_LASTCODETYPE, &req) != 0 || req != 0;
+}
 
 /* Compile an entry's pattern; reports and returns NULL on error. */
 static pcre2_code *pol_compile(pol_loader *ld, const pol_src *src,
@@ -1008,7 +1018,7 @@ static pcre2_code *pol_compile(pol_loader *ld, const pol_src *src,
         free(full);
         return NULL;
     }
-    if (extra & PCRE2_NO_START_OPTIMIZE) {
+    if ((extra & PCRE2_NO_START_OPTIMIZE) && pol_has_required_unit(re)) {
         pcre2_code_free(re);
         re = pcre2_compile((PCRE2_SPTR)full, PCRE2_ZERO_TERMINATED,
                            PCRE2_UTF | PCRE2_NEVER_BACKSLASH_C | extra, &ec, &off, NULL);

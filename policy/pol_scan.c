@@ -273,25 +273,34 @@ static int pol_scan_group(pol_scan *sc, const pol_dict *dc)
     return 0;
 }
 
-/* Record digit at byte i, code point cp. */
-#define POL_DIGIT(i_, cp_) do {            \
-        dig[ndig].pos = (i_);              \
-        dig[ndig].cp = (cp_);              \
-        ndig++;                            \
+/* Record a digit of w bytes at byte i, code point cp: it extends the last
+ * run when it follows it directly. */
+#define POL_DIGIT(i_, cp_, w_) do {                                   \
+        if (ndig > 0 && dig[ndig - 1].cp + dig[ndig - 1].n == (cp_)) { \
+            dig[ndig - 1].last = (i_);                                 \
+            dig[ndig - 1].end = (i_) + (w_);                           \
+            dig[ndig - 1].n++;                                         \
+        } else {                                                       \
+            dig[ndig].pos = dig[ndig].last = (i_);                     \
+            dig[ndig].end = (i_) + (w_);                               \
+            dig[ndig].cp = (cp_);                                      \
+            dig[ndig].n = 1;                                           \
+            ndig++;                                                    \
+        }                                                              \
     } while (0)
 
 int pol_scan_field(pol_scan *sc, const pol_dict *dc, const char *text, size_t len)
 {
     const unsigned char *t = (const unsigned char *)text;
     const uint8_t *first = dc->first, *acls = dc->acls;
-    pol_digit *dig;
+    pol_drun *dig;
     size_t i = 0, cp = 0, ndig = 0;
     unsigned flags = 0;
 
     sc->nocc = 0;
     sc->ndig = 0;
     sc->flags = 0;
-    /* Digits can be at most one per byte: size once, no check per digit. */
+    /* At most one digit run per byte: size once, no check per digit. */
     if (pol_scan_grow((void **)&sc->dig, &sc->capdig, len + 1, sizeof *sc->dig) != 0)
         return -1;
     dig = sc->dig;
@@ -305,7 +314,7 @@ int pol_scan_field(pol_scan *sc, const pol_dict *dc, const char *text, size_t le
         if (c < 0x80) {
             if (acls[c] != 0) {
                 if (acls[c] & POL_ACLS_DIGIT)
-                    POL_DIGIT(i, cp);
+                    POL_DIGIT(i, cp, 1);
                 if (acls[c] & POL_ACLS_LT)
                     flags |= POL_SCAN_LT;
                 if ((acls[c] & POL_ACLS_ONE) && pol_scan_occ(sc, i, dc->one[c] - 1) != 0)
@@ -319,7 +328,7 @@ int pol_scan_field(pol_scan *sc, const pol_dict *dc, const char *text, size_t le
         } else if (c < 0xf0) {
             unsigned u = ((c & 0x0fu) << 12) | ((t[i + 1] & 0x3fu) << 6) | (t[i + 2] & 0x3fu);
             if (c == 0xef && u - 0xff10u < 10u)
-                POL_DIGIT(i, cp);
+                POL_DIGIT(i, cp, 3);
             else if (c == 0xe2 && (u == 0x27e6u || u == 0x27e7u))
                 flags |= POL_SCAN_TOKEN;
             key = 0x8000u + u;
@@ -337,7 +346,7 @@ int pol_scan_field(pol_scan *sc, const pol_dict *dc, const char *text, size_t le
         /* A last single byte: ASCII, and only a one-byte literal fits. */
         unsigned c = t[i];
         if (acls[c] & POL_ACLS_DIGIT)
-            POL_DIGIT(i, cp);
+            POL_DIGIT(i, cp, 1);
         if (acls[c] & POL_ACLS_LT)
             flags |= POL_SCAN_LT;
         if ((acls[c] & POL_ACLS_ONE) && pol_scan_occ(sc, i, dc->one[c] - 1) != 0)

@@ -674,12 +674,12 @@ static pol_err pol_anchor_windows(pol_session *s, size_t det, const char *t, siz
     return POL_OK;
 }
 
-/* 1 when every character between the digit at byte a and the next digit
- * at byte b is one of the prefilter's separators (or it has none). */
+/* 1 when every character in text[a, b) is one of the prefilter's
+ * separators (or it has none). */
 static int pol_only_seps(const pol_prefilter *pf, const char *text, size_t a, size_t b)
 {
     const unsigned char *t = (const unsigned char *)text;
-    size_t i = a + (t[a] < 0x80 ? 1 : 3);   /* ASCII or full-width digit */
+    size_t i = a;
 
     if (pf->sep == NULL)
         return 1;
@@ -732,42 +732,28 @@ static pol_err pol_pf_windows(pol_session *s, const pol_prefilter *pf, pol_lit_k
         *run = 2;
         return POL_OK;
     }
-    /* Digit clusters: maximal runs of digits with at most gap code points,
-     * all separators, between neighbours.  A match's digits all lie in one
-     * cluster, so it starts between lead code points before the cluster
-     * and the digit that still has digits - 1 digits after it in the
-     * cluster. */
+    /* Digit clusters: maximal sequences of digit runs with at most gap
+     * code points, all separators, between neighbours.  A match's digits
+     * all lie in one cluster.  It starts at most lead code points before
+     * the cluster, and at the latest in the run from which the rest of the
+     * cluster still holds enough digits and runs (groups). */
     i = 0;
     while (i < sc->ndig) {
-        size_t j = i + 1, hi;
-        while (j < sc->ndig && sc->dig[j].cp - sc->dig[j - 1].cp - 1 <= pf->gap &&
-               pol_only_seps(pf, t, sc->dig[j - 1].pos, sc->dig[j].pos))
+        size_t j = i + 1, r, nd, ng;
+        while (j < sc->ndig &&
+               sc->dig[j].cp - (sc->dig[j - 1].cp + sc->dig[j - 1].n) <= pf->gap &&
+               pol_only_seps(pf, t, sc->dig[j - 1].end, sc->dig[j].pos))
             j++;
-        if (j - i < pf->digits) {
-            i = j;
-            continue;
+        r = j;
+        nd = ng = 0;
+        while (r > i && (nd < pf->digits || ng < pf->groups)) {
+            r--;
+            nd += sc->dig[r].n;
+            ng++;
         }
-        hi = j - pf->digits;
-        if (pf->groups > 1) {
-            /* Groups: runs of adjacent digits.  The match's first digit
-             * needs groups - 1 more groups after its own. */
-            size_t g = j - 1, seen = 1;
-            while (g > i && seen < pf->groups) {
-                if (sc->dig[g].cp != sc->dig[g - 1].cp + 1)
-                    seen++;
-                g--;
-            }
-            if (seen < pf->groups) {
-                i = j;
-                continue;
-            }
-            /* dig[g] is the last digit of the group that must hold the
-             * match's first digit, at the latest. */
-            if (g < hi)
-                hi = g;
-        }
-        if ((pe = pol_win_add(s, pol_back_cp(t, sc->dig[i].pos, pf->lead),
-                              sc->dig[hi].pos)) != POL_OK)
+        if (nd >= pf->digits && ng >= pf->groups &&
+            (pe = pol_win_add(s, pol_back_cp(t, sc->dig[i].pos, pf->lead),
+                              sc->dig[r].last)) != POL_OK)
             return pe;
         i = j;
     }
