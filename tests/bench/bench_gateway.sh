@@ -394,8 +394,9 @@ def num(r, k):
     return float(r.get(k, "nan"))
 
 def cpu_us(r):
-    ok = num(r, "all_ok")
-    return num(r, "server_cpu_s") / ok * 1e6 if ok > 0 else float("nan")
+    ok, cpu = num(r, "all_ok"), num(r, "server_cpu_s")
+    # a server that died during the run has no CPU figure
+    return cpu / ok * 1e6 if ok > 0 and cpu > 0 else float("nan")
 
 def pick(target, load):
     return [r for r in fast if r["target"] == target and r["load"] == load]
