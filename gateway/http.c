@@ -1053,7 +1053,10 @@ int http_init(worker *w)
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, w,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
+        /* Headers and read buffer only: bodies are collected in the
+         * request's own capped buffer.  Kept small because thousands of
+         * connections may wait on a vendor at once. */
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024),
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, w,
         MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1,

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
@@ -23,6 +24,23 @@
     ((type *)(void *)((char *)(p) - offsetof(type, member)))
 
 static void conn_pump(front_conn *c);
+
+/* Wipe what a relay buffer held and give it back.  NULL-safe. */
+static void buf_drop(char **b, size_t used)
+{
+    if (*b != NULL) {
+        tg_wipe(*b, used);
+        free(*b);
+        *b = NULL;
+    }
+}
+
+static int buf_need(char **b)
+{
+    if (*b == NULL)
+        *b = malloc(FRONT_BUF);
+    return *b != NULL ? 0 : -1;
+}
 
 /* MHD closed its end.  Ours goes too, so epoll stops reporting the hangup
  * while the last response bytes drain to the terminal. */
@@ -71,9 +89,11 @@ static void conn_free(front_conn *c)
     w->n_conns--;
     w->mhd_run_pending = 1;
     /* Relay buffers held request and response text. */
-    tg_wipe(c->in, sizeof(c->in));
-    tg_wipe(c->out, sizeof(c->out));
-    free(c);
+    buf_drop(&c->in, c->in_len);
+    buf_drop(&c->out, c->out_len);
+    c->net_h.dead = 1;
+    c->pair_h.dead = 1;
+    worker_bury(w, c);
 }
 
 void front_conn_close(front_conn *c)
@@ -105,11 +125,11 @@ static void set_interest(front_conn *c)
         /* During the handshake the last SSL call decides. */
         net |= c->rd_wants_write ? EPOLLOUT : EPOLLIN;
     } else {
-        if (c->in_len < sizeof(c->in) || c->wr_wants_read)
+        if (c->in_len < FRONT_BUF || c->wr_wants_read)
             net |= EPOLLIN;
         if (c->rd_wants_write || (c->wr_blocked && c->out_len > c->out_off))
             net |= EPOLLOUT;
-        if (!c->pair_eof && c->out_len < sizeof(c->out))
+        if (!c->pair_eof && c->out_len < FRONT_BUF)
             pair |= EPOLLIN;
         if (c->in_len > c->in_off)
             pair |= EPOLLOUT;
@@ -128,6 +148,7 @@ static void set_interest(front_conn *c)
 static int conn_attach(front_conn *c)
 {
     worker *w = c->w;
+    struct sockaddr_un local;
     int sv[2];
 
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) {
@@ -136,8 +157,13 @@ static int conn_attach(front_conn *c)
     }
     c->pair_fd = sv[0];
     w->adding = c;
-    if (MHD_add_connection(w->mhd, sv[1], (const struct sockaddr *)&c->peer,
-                           c->peer_len) != MHD_YES) {
+    /* MHD sees the socketpair for what it is (AF_UNIX): it then skips the
+     * TCP options it would otherwise try, and fail, on every response.
+     * The terminal's address lives in the front connection. */
+    memset(&local, 0, sizeof(local));
+    local.sun_family = AF_UNIX;
+    if (MHD_add_connection(w->mhd, sv[1], (const struct sockaddr *)&local,
+                           sizeof(local)) != MHD_YES) {
         /* MHD has closed sv[1] already. */
         w->adding = NULL;
         log_warn("worker %d: HTTP layer refused a connection", w->id);
@@ -226,9 +252,15 @@ static int relay_once(front_conn *c, int *progress)
     /* terminal -> MHD */
     if (c->in_off == c->in_len)
         c->in_off = c->in_len = 0;
-    if (c->in_len < sizeof(c->in)) {
+    /* Read only when the socket or OpenSSL may have something: a call
+     * that can only say "would block" is a wasted system call. */
+    if (c->in_len < FRONT_BUF && (!c->net_rd_blocked || SSL_has_pending(c->ssl))) {
+        if (buf_need(&c->in) != 0) {
+            conn_free(c);
+            return -1;
+        }
         ERR_clear_error();
-        r = SSL_read(c->ssl, c->in + c->in_len, (int)(sizeof(c->in) - c->in_len));
+        r = SSL_read(c->ssl, c->in + c->in_len, (int)(FRONT_BUF - c->in_len));
         if (r > 0) {
             c->in_len += (size_t)r;
             c->rd_wants_write = 0;
@@ -238,6 +270,7 @@ static int relay_once(front_conn *c, int *progress)
             switch (SSL_get_error(c->ssl, r)) {
             case SSL_ERROR_WANT_READ:
                 c->rd_wants_write = 0;
+                c->net_rd_blocked = 1;
                 break;
             case SSL_ERROR_WANT_WRITE:
                 c->rd_wants_write = 1;
@@ -251,17 +284,22 @@ static int relay_once(front_conn *c, int *progress)
             }
         }
     }
-    if (c->in_len > c->in_off && c->pair_fd >= 0) {
-        n = write(c->pair_fd, c->in + c->in_off, c->in_len - c->in_off);
+    if (c->in_len > c->in_off && c->pair_fd >= 0 && !c->pair_wr_blocked) {
+        size_t want = c->in_len - c->in_off;
+        n = write(c->pair_fd, c->in + c->in_off, want);
         if (n > 0) {
             c->in_off += (size_t)n;
             *progress = 1;
             c->w->mhd_run_pending = 1;
-        } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+            if ((size_t)n < want)
+                c->pair_wr_blocked = 1;
+        } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+            c->pair_wr_blocked = errno == EAGAIN;
+        } else if (n < 0) {
             conn_free(c);
             return -1;
         }
-        if (c->in_off > 0 && c->in_off < c->in_len && c->in_len == sizeof(c->in)) {
+        if (c->in_off > 0 && c->in_off < c->in_len && c->in_len == FRONT_BUF) {
             memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
             c->in_len -= c->in_off;
             c->in_off = 0;
@@ -271,13 +309,24 @@ static int relay_once(front_conn *c, int *progress)
     /* MHD -> terminal */
     if (c->out_off == c->out_len)
         c->out_off = c->out_len = 0;
-    if (!c->pair_eof && c->out_len < sizeof(c->out)) {
-        n = read(c->pair_fd, c->out + c->out_len, sizeof(c->out) - c->out_len);
+    if (!c->pair_eof && c->out_len < FRONT_BUF && !c->pair_rd_blocked) {
+        size_t want = FRONT_BUF - c->out_len;
+        if (buf_need(&c->out) != 0) {
+            conn_free(c);
+            return -1;
+        }
+        n = read(c->pair_fd, c->out + c->out_len, want);
         if (n > 0) {
             c->out_len += (size_t)n;
             *progress = 1;
             c->w->mhd_run_pending = 1;
-        } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+            /* A short read drained the socket (unless it hung up, in
+             * which case the end must still be read). */
+            if ((size_t)n < want && !c->pair_hup)
+                c->pair_rd_blocked = 1;
+        } else if (n < 0 && errno == EAGAIN) {
+            c->pair_rd_blocked = !c->pair_hup;
+        } else if (n == 0 || errno != EINTR) {
             pair_gone(c);
             *progress = 1;
         }
@@ -304,7 +353,7 @@ static int relay_once(front_conn *c, int *progress)
                 return -1;
             }
         }
-        if (c->out_off > 0 && c->out_off < c->out_len && c->out_len == sizeof(c->out)) {
+        if (c->out_off > 0 && c->out_off < c->out_len && c->out_len == FRONT_BUF) {
             memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
             c->out_len -= c->out_off;
             c->out_off = 0;
@@ -326,6 +375,14 @@ static void conn_pump(front_conn *c)
         if (relay_once(c, &progress) != 0)
             return;
     } while (progress);
+    if (c->in_off == c->in_len) {
+        buf_drop(&c->in, c->in_len);
+        c->in_off = c->in_len = 0;
+    }
+    if (c->out_off == c->out_len) {
+        buf_drop(&c->out, c->out_len);
+        c->out_off = c->out_len = 0;
+    }
     if (c->pair_eof && c->out_len == c->out_off) {
         /* MHD finished with the connection and everything is flushed. */
         ERR_clear_error();
@@ -345,7 +402,9 @@ static void on_net(ev_handler *h, uint32_t events)
         conn_free(c);
         return;
     }
-    if ((events & EPOLLRDHUP) && c->relaying && c->in_len == sizeof(c->in)) {
+    if (events & EPOLLIN)
+        c->net_rd_blocked = 0;
+    if ((events & EPOLLRDHUP) && c->relaying && c->in_len == FRONT_BUF) {
         /* Gone, and we cannot even read its last bytes: abort. */
         conn_free(c);
         return;
@@ -357,6 +416,10 @@ static void on_pair(ev_handler *h, uint32_t events)
 {
     front_conn *c = container_of(h, front_conn, pair_h);
 
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+        c->pair_rd_blocked = 0;
+    if (events & (EPOLLOUT | EPOLLERR))
+        c->pair_wr_blocked = 0;
     if ((events & (EPOLLERR | EPOLLHUP)) && !c->pair_hup) {
         /* MHD hung up, possibly with response bytes still queued.  epoll
          * would report the hangup forever, so stop watching; relay_once

@@ -56,10 +56,15 @@ typedef struct front_conn {
     int has_cert;                /* a verified terminal certificate was sent */
     char cert_cn[65];            /* its subject CN ("" if none) */
     char cert_sha256[65];        /* its SHA-256 fingerprint, hex */
+    unsigned net_rd_blocked : 1; /* SSL_read wanted data: wait for EPOLLIN */
+    unsigned pair_rd_blocked : 1;/* the pair was drained: wait for EPOLLIN */
+    unsigned pair_wr_blocked : 1;/* the pair is full: wait for EPOLLOUT */
     size_t in_off, in_len;       /* terminal -> MHD plaintext */
     size_t out_off, out_len;     /* MHD -> terminal plaintext */
-    char in[FRONT_BUF];
-    char out[FRONT_BUF];
+    /* FRONT_BUF bytes each, allocated while data passes and released when
+     * drained, so thousands of connections waiting on a vendor hold none. */
+    char *in;
+    char *out;
 } front_conn;
 
 /* Open one SO_REUSEPORT listener for conf in worker w and start accepting.

@@ -124,7 +124,8 @@ static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socket
         if (cs != NULL) {
             worker_unwatch(u->w, s);
             curl_multi_assign(u->multi, s, NULL);
-            free(cs);
+            cs->h.dead = 1;
+            worker_bury(u->w, cs);
         }
         return 0;
     }
@@ -369,6 +370,9 @@ static int transfer_setup(struct transfer *t, const rt_upstream *up,
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, c->timeout_ms);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    /* Replies are small JSON documents; the default 16 KiB receive buffer
+     * per transfer costs memory when thousands are in flight. */
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 8192L);
     /* Vendor leg: verified, CRYPTREC profile applied to curl's own SSL_CTX
      * by the same code that configures the listeners. */
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);

@@ -49,6 +49,31 @@ void worker_unwatch(worker *w, int fd)
     epoll_ctl(w->epfd, EPOLL_CTL_DEL, fd, NULL);
 }
 
+void worker_bury(worker *w, void *p)
+{
+    if (w->n_grave == w->grave_alloc) {
+        size_t na = w->grave_alloc ? w->grave_alloc * 2 : 64;
+        void **g = realloc(w->grave, na * sizeof(*g));
+        if (g == NULL) {
+            /* Cannot defer: wait for the batch to end before freeing
+             * would need memory we do not have; the object is leaked
+             * rather than risk a use after free. */
+            log_err("worker %d: out of memory deferring a free", w->id);
+            return;
+        }
+        w->grave = g;
+        w->grave_alloc = na;
+    }
+    w->grave[w->n_grave++] = p;
+}
+
+static void empty_grave(worker *w)
+{
+    for (size_t i = 0; i < w->n_grave; i++)
+        free(w->grave[i]);
+    w->n_grave = 0;
+}
+
 static void start_drain(worker *w)
 {
     if (w->state != WORKER_RUNNING)
@@ -146,9 +171,11 @@ static void *worker_main(void *arg)
         }
         for (int i = 0; i < n; i++) {
             ev_handler *h = evs[i].data.ptr;
-            h->fn(h, evs[i].events);
+            if (!h->dead)
+                h->fn(h, evs[i].events);
         }
         timers_run(&w->timers, tg_now_ms());
+        empty_grave(w);
         if (t == 0 || n == 0)
             w->mhd_run_pending = 1;
         if (w->state == WORKER_DRAINING) {
@@ -163,6 +190,7 @@ static void *worker_main(void *arg)
     while (w->conns != NULL)
         front_conn_close(w->conns);
     http_run(w);
+    empty_grave(w);
     return NULL;
 }
 
@@ -253,6 +281,10 @@ void worker_join(worker *w)
         close(w->epfd);
     w->epfd = -1;
     timers_free(&w->timers);
+    empty_grave(w);
+    free(w->grave);
+    w->grave = NULL;
+    w->grave_alloc = 0;
     if (w->next_rt != NULL)
         runtime_unref(w->next_rt);
     w->next_rt = NULL;

@@ -17,6 +17,7 @@
 typedef struct ev_handler ev_handler;
 struct ev_handler {
     void (*fn)(ev_handler *h, uint32_t events);
+    int dead;       /* owner closed: ignore events still in the current batch */
 };
 
 struct front_listener;
@@ -67,6 +68,8 @@ typedef struct worker {
 
     struct upstream_ctx *up;
     struct audit_log *audit;     /* the process's audit trail (shared) */
+    void **grave;                /* owners freed once the current batch is done */
+    size_t n_grave, grave_alloc;
     int n_active;                /* HTTP requests between first byte and completion */
     int n_inflight;              /* requests waiting on a vendor */
     worker_stats stats;
@@ -90,6 +93,11 @@ void worker_set_runtime(worker *w, const tg_runtime *rt);
 
 /* Join the thread and free everything.  Cannot fail. */
 void worker_join(worker *w);
+
+/* Free p (which embeds the ev_handler(s) listed, now marked dead) once
+ * the events of the current epoll batch have been dispatched: a later event
+ * in the same batch may still point at it.  Cannot fail. */
+void worker_bury(worker *w, void *p);
 
 /* Register / modify / remove an fd in the worker's epoll.  Return 0 or -1. */
 int worker_watch(worker *w, int fd, uint32_t events, ev_handler *h);
