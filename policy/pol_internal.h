@@ -49,9 +49,17 @@ typedef struct pol_prefilter {
                                   its first digit */
     unsigned groups;           /* ... in at least this many runs of
                                   adjacent digits (0 or 1: any) */
+    unsigned max_digits;       /* a cluster with more digits holds no match
+                                  (0: no limit) */
+    int whole;                 /* a match holds all the digits of its
+                                  cluster, so it starts at its first digit
+                                  (or lead code points before) */
     uint32_t *sep;             /* ... and only these code points come between
                                   its digits (NULL: any) */
     size_t nsep;
+    unsigned dclass;           /* prefilters with the same gap and separators
+                                  share one class: their digit clusters are
+                                  computed once per field */
 } pol_prefilter;
 
 #define POL_PF_ACTIVE(pf) ((pf)->words.n > 0 || (pf)->digits > 0)
@@ -62,7 +70,9 @@ typedef struct pol_prefilter {
 typedef enum pol_lit_kind {
     POL_LIT_ANCHOR = 0,        /* detector anchor word */
     POL_LIT_PF_DET = 1,        /* detector prefilter word */
-    POL_LIT_PF_MARK = 2        /* marking prefilter word */
+    POL_LIT_PF_MARK = 2,       /* marking prefilter word */
+    POL_LIT_CTX = 3,           /* detector context word */
+    POL_LIT_NOT_CTX = 4        /* detector context word that vetoes */
 } pol_lit_kind;
 
 typedef struct pol_lit_use {
@@ -74,6 +84,7 @@ typedef struct pol_lit_use {
 typedef struct pol_lit {
     const char *w;             /* borrowed from an owner's word list */
     size_t len;
+    size_t ncp;                /* code points */
     size_t use0, nuse;         /* range in pol_dict.use */
 } pol_lit;
 
@@ -83,7 +94,7 @@ typedef struct pol_dict {
     pol_lit_use *use;
     size_t nuse;
     size_t nslot;              /* rules that own words: see pol_dict_slot */
-    size_t ndet;
+    size_t ndet, nmark;
     uint32_t one[128];         /* one-byte literal equal to this byte: index + 1 */
     uint8_t acls[128];         /* POL_ACLS_* of each ASCII byte */
     uint8_t first[16384];      /* bit per key: some longer literal starts so */
@@ -97,24 +108,39 @@ typedef struct pol_dict {
 #define POL_ACLS_ONE   4u      /* a one-byte literal */
 
 /* Slot of a rule's word list in a pol_scan: anchor words of detector i,
- * prefilter words of detector i, prefilter words of marking i. */
+ * prefilter words of detector i, prefilter words of marking i, context
+ * words of detector i, vetoing context words of detector i. */
 static inline size_t pol_dict_slot(const pol_dict *dc, pol_lit_kind kind, size_t owner)
 {
-    return kind == POL_LIT_ANCHOR ? owner : kind == POL_LIT_PF_DET ? dc->ndet + owner
-                                                                   : 2 * dc->ndet + owner;
+    switch (kind) {
+    case POL_LIT_ANCHOR:
+        return owner;
+    case POL_LIT_PF_DET:
+        return dc->ndet + owner;
+    case POL_LIT_PF_MARK:
+        return 2 * dc->ndet + owner;
+    case POL_LIT_CTX:
+        return 2 * dc->ndet + dc->nmark + owner;
+    case POL_LIT_NOT_CTX:
+        return 3 * dc->ndet + dc->nmark + owner;
+    }
+    return 0;
 }
 
 /* What one linear pass found in a field. */
 typedef struct pol_occ {
     size_t pos;                /* byte offset */
+    size_t cp;                 /* code point index */
     size_t lit;                /* index into pol_dict.lit */
 } pol_occ;
 
 /* One occurrence of a word of one rule. */
 typedef struct pol_wocc {
     size_t pos;                /* byte offset */
+    size_t cp;                 /* code point index */
     uint32_t word;             /* index in the rule's list */
     uint32_t len;              /* bytes */
+    uint32_t ncp;              /* code points */
 } pol_wocc;
 
 /* A run of adjacent digits (ASCII or full-width). */
@@ -138,6 +164,9 @@ typedef struct pol_scan {
     size_t capslot;
     pol_drun *dig;             /* digit runs, by position */
     size_t ndig, capdig;
+    uint32_t *cpb;             /* byte offset of each code point, and of the
+                                  end at index ncp: windows in O(1) */
+    size_t ncp, capcpb;
     unsigned flags;
 } pol_scan;
 

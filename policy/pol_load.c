@@ -392,16 +392,17 @@ static void pol_get_prefilter(pol_loader *ld, const pol_src *src, json_t *o,
                               pol_prefilter *pf)
 {
     static const char *const keys[] = {"words", "before", "after", "digits", "gap",
-        "lead", "groups", "separators", NULL};
+        "lead", "groups", "max_digits", "whole", "separators", NULL};
     static const struct {
         const char *key;
         long lo, hi;
-    } nums[6] = {{"before", 0, POL_MAX_WINDOW}, {"after", 0, POL_MAX_WINDOW},
-                 {"digits", 1, 64}, {"gap", 0, 16}, {"lead", 0, 16}, {"groups", 1, 64}};
+    } nums[7] = {{"before", 0, POL_MAX_WINDOW}, {"after", 0, POL_MAX_WINDOW},
+                 {"digits", 1, 64}, {"gap", 0, 16}, {"lead", 0, 16}, {"groups", 1, 64},
+                 {"max_digits", 1, 1024}};
     pol_jpath p[4] = {{src->section, 0}, {NULL, src->index}, {"prefilter", 0}, {NULL, 0}};
     json_t *pfo = json_object_get(o, "prefilter"), *v;
-    unsigned val[6] = {0, 0, 0, 0, 0, 0};
-    int has[6] = {0, 0, 0, 0, 0, 0};
+    unsigned val[7] = {0, 0, 0, 0, 0, 0, 0};
+    int has[7] = {0, 0, 0, 0, 0, 0, 0};
     const char *key;
     size_t i;
 
@@ -421,7 +422,7 @@ static void pol_get_prefilter(pol_loader *ld, const pol_src *src, json_t *o,
             pol_report(ld, src->pack, p, 4, "unknown key");
     }
     pol_get_words_at(ld, src, pfo, "prefilter", "words", &pf->words);
-    for (i = 0; i < 6; i++) {
+    for (i = 0; i < 7; i++) {
         v = json_object_get(pfo, nums[i].key);
         p[3].key = nums[i].key;
         if (v == NULL)
@@ -447,9 +448,20 @@ static void pol_get_prefilter(pol_loader *ld, const pol_src *src, json_t *o,
         p[3].key = has[0] ? "before" : "after";
         pol_report(ld, src->pack, p, 4, "a window needs \"words\" and no \"digits\"");
     }
-    if ((has[3] || has[4] || has[5]) && !has[2]) {
-        p[3].key = has[3] ? "gap" : has[4] ? "lead" : "groups";
+    v = json_object_get(pfo, "whole");
+    if (v != NULL && !json_is_boolean(v)) {
+        p[3].key = "whole";
+        pol_report(ld, src->pack, p, 4, "must be true or false");
+    }
+    pf->whole = v != NULL && json_is_true(v);
+    if ((has[3] || has[4] || has[5] || has[6] || pf->whole) && !has[2]) {
+        p[3].key = has[3] ? "gap" : has[4] ? "lead" : has[5] ? "groups" :
+                   has[6] ? "max_digits" : "whole";
         pol_report(ld, src->pack, p, 4, "needs \"digits\"");
+    }
+    if (has[2] && has[6] && val[6] < val[2]) {
+        p[3].key = "max_digits";
+        pol_report(ld, src->pack, p, 4, "must not be less than \"digits\"");
     }
     v = json_object_get(pfo, "separators");
     if (v != NULL) {
@@ -487,6 +499,7 @@ static void pol_get_prefilter(pol_loader *ld, const pol_src *src, json_t *o,
     pf->gap = val[3];
     pf->lead = val[4];
     pf->groups = val[5];
+    pf->max_digits = val[6];
 }
 
 static const struct {
@@ -1135,6 +1148,31 @@ static void pol_track_ovec(pol_engine *e, const pcre2_code *re)
         e->max_ovec = cc + 1;
 }
 
+/* Number the digit prefilters by gap and separators: equal ones share
+ * their clusters within a field. */
+static void pol_digit_classes(pol_engine *e)
+{
+    pol_prefilter **all;
+    size_t n = 0, i, k;
+    unsigned next = 0;
+
+    all = malloc((e->ndet + e->nmark + 1) * sizeof *all);
+    for (i = 0; i < e->ndet + e->nmark; i++) {
+        pol_prefilter *pf = i < e->ndet ? &e->det[i].pf : &e->mark[i - e->ndet].pf;
+        pf->dclass = next++;        /* unique unless an equal one is found */
+        if (pf->digits == 0 || all == NULL)
+            continue;
+        for (k = 0; k < n; k++)
+            if (all[k]->gap == pf->gap && all[k]->nsep == pf->nsep &&
+                (pf->nsep == 0 || memcmp(all[k]->sep, pf->sep, pf->nsep * sizeof *pf->sep) == 0)) {
+                pf->dclass = all[k]->dclass;
+                break;
+            }
+        all[n++] = pf;
+    }
+    free(all);
+}
+
 /* 1 when re has JIT code (pcre2_jit_match may be called on it). */
 static int pol_jitted(const pcre2_code *re)
 {
@@ -1257,6 +1295,7 @@ static int pol_build(pol_loader *ld, pol_engine *e)
         return -1;
     (void)pcre2_jit_compile(e->lit_token, PCRE2_JIT_COMPLETE);
     (void)pcre2_jit_compile(e->lit_xml, PCRE2_JIT_COMPLETE);
+    pol_digit_classes(e);
     e->jit_all = pol_jitted(e->lit_token) && pol_jitted(e->lit_xml);
     for (i = 0; i < e->ndet; i++)
         e->jit_all = e->jit_all && pol_jitted(e->det[i].re) &&

@@ -1,7 +1,8 @@
 /*
  * pol_scan: one linear pass over a field that finds what every rule's
  * search restriction (anchor) or necessary condition (prefilter) needs:
- * occurrences of all anchor and prefilter words of all rules at once, the
+ * occurrences of all anchor, prefilter and context words of all rules at
+ * once, the
  * positions of digits, and whether placeholder look-alikes occur.
  *
  * Why: one PCRE2 pass per rule cost far more than the matching itself
@@ -114,16 +115,18 @@ static void pol_tmp_add(pol_lit_tmp *tmp, size_t *n, const pol_words *w,
 int pol_dict_build(pol_dict *dc, const pol_engine *e)
 {
     pol_lit_tmp *tmp;
-    size_t total = 0, n = 0, i;
+    size_t total = 0, n = 0, i, k;
 
     memset(dc, 0, sizeof *dc);
     for (i = '0'; i <= '9'; i++)
         dc->acls[i] = POL_ACLS_DIGIT;
     dc->acls['<'] = POL_ACLS_LT;
     dc->ndet = e->ndet;
-    dc->nslot = 2 * e->ndet + e->nmark;
+    dc->nmark = e->nmark;
+    dc->nslot = 4 * e->ndet + e->nmark;
     for (i = 0; i < e->ndet; i++)
-        total += e->det[i].anchor_words.n + e->det[i].pf.words.n;
+        total += e->det[i].anchor_words.n + e->det[i].pf.words.n + e->det[i].ctx.n +
+                 e->det[i].not_ctx.n;
     for (i = 0; i < e->nmark; i++)
         total += e->mark[i].pf.words.n;
     tmp = malloc((total ? total : 1) * sizeof *tmp);
@@ -134,6 +137,8 @@ int pol_dict_build(pol_dict *dc, const pol_engine *e)
     for (i = 0; i < e->ndet; i++) {
         pol_tmp_add(tmp, &n, &e->det[i].anchor_words, POL_LIT_ANCHOR, i);
         pol_tmp_add(tmp, &n, &e->det[i].pf.words, POL_LIT_PF_DET, i);
+        pol_tmp_add(tmp, &n, &e->det[i].ctx, POL_LIT_CTX, i);
+        pol_tmp_add(tmp, &n, &e->det[i].not_ctx, POL_LIT_NOT_CTX, i);
     }
     for (i = 0; i < e->nmark; i++)
         pol_tmp_add(tmp, &n, &e->mark[i].pf.words, POL_LIT_PF_MARK, i);
@@ -146,6 +151,9 @@ int pol_dict_build(pol_dict *dc, const pol_engine *e)
             l->len = tmp[i].len;
             l->use0 = dc->nuse;
             l->nuse = 0;
+            l->ncp = 0;
+            for (k = 0; k < l->len; k++)
+                l->ncp += ((unsigned char)l->w[k] & 0xc0) != 0x80;
         }
         dc->use[dc->nuse++] = tmp[i].use;
         l->nuse++;
@@ -192,6 +200,7 @@ void pol_scan_free(pol_scan *sc)
     free(sc->wocc);
     free(sc->slot0);
     free(sc->dig);
+    free(sc->cpb);
     memset(sc, 0, sizeof *sc);
 }
 
@@ -213,12 +222,13 @@ static int pol_scan_grow(void **arr, size_t *cap, size_t need, size_t sz)
     return 0;
 }
 
-static int pol_scan_occ(pol_scan *sc, size_t pos, size_t lit)
+static int pol_scan_occ(pol_scan *sc, size_t pos, size_t cp, size_t lit)
 {
     if (sc->nocc == sc->capocc &&
         pol_scan_grow((void **)&sc->occ, &sc->capocc, sc->nocc + 1, sizeof *sc->occ) != 0)
         return -1;
     sc->occ[sc->nocc].pos = pos;
+    sc->occ[sc->nocc].cp = cp;
     sc->occ[sc->nocc].lit = lit;
     sc->nocc++;
     return 0;
@@ -226,14 +236,14 @@ static int pol_scan_occ(pol_scan *sc, size_t pos, size_t lit)
 
 /* Literals starting at t[i] with this key, recorded as occurrences. */
 static int pol_scan_key(pol_scan *sc, const pol_dict *dc, const unsigned char *t,
-                        size_t len, size_t i, unsigned key)
+                        size_t len, size_t i, size_t cp, unsigned key)
 {
     size_t h = pol_key_slot(dc, key), k;
 
     for (k = dc->pstart[h]; k < dc->pstart[h] + dc->pcount[h]; k++) {
         const pol_lit *l = &dc->lit[k];
         if (l->len <= len - i && memcmp(t + i, l->w, l->len) == 0 &&
-            pol_scan_occ(sc, i, k) != 0)
+            pol_scan_occ(sc, i, cp, k) != 0)
             return -1;
     }
     return 0;
@@ -266,21 +276,31 @@ static int pol_scan_group(pol_scan *sc, const pol_dict *dc)
             size_t k = pol_dict_slot(dc, dc->use[u].kind, dc->use[u].owner);
             pol_wocc *w = &sc->wocc[sc->slot0[k + 1]++];
             w->pos = sc->occ[i].pos;
+            w->cp = sc->occ[i].cp;
             w->word = dc->use[u].word;
             w->len = (uint32_t)l->len;
+            w->ncp = (uint32_t)l->ncp;
         }
     }
     return 0;
 }
 
 /* Record a digit of w bytes at byte i, code point cp: it extends the last
- * run when it follows it directly. */
+ * run when it follows it directly.  Growing is checked only for a new run
+ * (sizing for the worst case, a run per byte, cost a large allocation per
+ * field). */
 #define POL_DIGIT(i_, cp_, w_) do {                                   \
         if (ndig > 0 && dig[ndig - 1].cp + dig[ndig - 1].n == (cp_)) { \
             dig[ndig - 1].last = (i_);                                 \
             dig[ndig - 1].end = (i_) + (w_);                           \
             dig[ndig - 1].n++;                                         \
         } else {                                                       \
+            if (ndig == sc->capdig) {                                  \
+                if (pol_scan_grow((void **)&sc->dig, &sc->capdig, ndig + 1, \
+                                  sizeof *sc->dig) != 0)               \
+                    return -1;                                         \
+                dig = sc->dig;                                         \
+            }                                                          \
             dig[ndig].pos = dig[ndig].last = (i_);                     \
             dig[ndig].end = (i_) + (w_);                               \
             dig[ndig].cp = (cp_);                                      \
@@ -294,15 +314,17 @@ int pol_scan_field(pol_scan *sc, const pol_dict *dc, const char *text, size_t le
     const unsigned char *t = (const unsigned char *)text;
     const uint8_t *first = dc->first, *acls = dc->acls;
     pol_drun *dig;
+    uint32_t *cpb;
     size_t i = 0, cp = 0, ndig = 0;
     unsigned flags = 0;
 
     sc->nocc = 0;
     sc->ndig = 0;
     sc->flags = 0;
-    /* At most one digit run per byte: size once, no check per digit. */
-    if (pol_scan_grow((void **)&sc->dig, &sc->capdig, len + 1, sizeof *sc->dig) != 0)
+    /* Fields are at most POL_MAX_FIELD (16 MiB): offsets fit 32 bits. */
+    if (pol_scan_grow((void **)&sc->cpb, &sc->capcpb, len + 1, sizeof *sc->cpb) != 0)
         return -1;
+    cpb = sc->cpb;
     dig = sc->dig;
     /* The hot loop keeps its state in locals (stores through sc would
      * force reloads) and reads one byte ahead, so it stops one byte early;
@@ -317,7 +339,7 @@ int pol_scan_field(pol_scan *sc, const pol_dict *dc, const char *text, size_t le
                     POL_DIGIT(i, cp, 1);
                 if (acls[c] & POL_ACLS_LT)
                     flags |= POL_SCAN_LT;
-                if ((acls[c] & POL_ACLS_ONE) && pol_scan_occ(sc, i, dc->one[c] - 1) != 0)
+                if ((acls[c] & POL_ACLS_ONE) && pol_scan_occ(sc, i, cp, dc->one[c] - 1) != 0)
                     return -1;
             }
             key = (c << 8) | t[i + 1];
@@ -337,21 +359,26 @@ int pol_scan_field(pol_scan *sc, const pol_dict *dc, const char *text, size_t le
             key = pol_key_at(t + i, len - i);
             n = 4;
         }
-        if ((first[key >> 3] & (1u << (key & 7))) && pol_scan_key(sc, dc, t, len, i, key) != 0)
+        if ((first[key >> 3] & (1u << (key & 7))) &&
+            pol_scan_key(sc, dc, t, len, i, cp, key) != 0)
             return -1;
+        cpb[cp++] = (uint32_t)i;
         i += n;
-        cp++;
     }
     if (i < len) {
         /* A last single byte: ASCII, and only a one-byte literal fits. */
         unsigned c = t[i];
+        cpb[cp] = (uint32_t)i;
         if (acls[c] & POL_ACLS_DIGIT)
             POL_DIGIT(i, cp, 1);
         if (acls[c] & POL_ACLS_LT)
             flags |= POL_SCAN_LT;
-        if ((acls[c] & POL_ACLS_ONE) && pol_scan_occ(sc, i, dc->one[c] - 1) != 0)
+        if ((acls[c] & POL_ACLS_ONE) && pol_scan_occ(sc, i, cp, dc->one[c] - 1) != 0)
             return -1;
+        cp++;
     }
+    cpb[cp] = (uint32_t)len;
+    sc->ncp = cp;
     sc->ndig = ndig;
     sc->flags = flags;
     return pol_scan_group(sc, dc);

@@ -33,6 +33,11 @@ typedef struct pol_field {
     size_t n, cap;
 } pol_field;
 
+/* A digit cluster: digit runs [first, end) of the field's scan. */
+typedef struct pol_clu {
+    size_t first, end;
+} pol_clu;
+
 /* Byte range where a match may start: [lo, hi]. */
 typedef struct pol_win {
     size_t lo, hi;
@@ -75,9 +80,14 @@ struct pol_session {
     size_t nmarks, capmarks;
     pol_cand *cands;
     size_t ncand, capcand;
+    pol_cand *ctmp;            /* scratch for sorting cands */
+    size_t capctmp;
     unsigned char *claimed;
     size_t claimed_cap;
     pol_scan scan;             /* the field's shared pre-scan */
+    pol_clu *clu;              /* digit clusters of class clu_class */
+    size_t nclu, capclu;
+    long clu_class;            /* -1: none computed for this field yet */
     pol_win *wins;             /* windows where one rule may match */
     size_t nwins, capwins;
 };
@@ -137,6 +147,19 @@ static pol_err pol_buf_add(pol_buf *b, const void *p, size_t n)
         memcpy(b->d + b->len, p, n);
     b->len += n;
     b->d[b->len] = '\0';
+    return POL_OK;
+}
+
+/* Allocate n bytes ahead (an empty buffer only); 0 or POL_ERR_NOMEM. */
+static pol_err pol_buf_reserve(pol_buf *b, size_t n)
+{
+    if (b->d != NULL || n > b->cap + 1)
+        return POL_OK;
+    b->d = malloc(n);
+    if (b->d == NULL)
+        return POL_ERR_NOMEM;
+    b->alloc = n;
+    b->d[0] = '\0';
     return POL_OK;
 }
 
@@ -243,9 +266,11 @@ void pol_session_free(pol_session *s)
     free(s->dets);
     free(s->marks);
     free(s->cands);
+    free(s->ctmp);
     free(s->claimed);
     pol_scan_free(&s->scan);
     free(s->wins);
+    free(s->clu);
     pcre2_match_data_free(s->md);
     pcre2_match_context_free(s->mc);
     pcre2_match_context_free(s->mc_lim);
@@ -392,6 +417,28 @@ static int pol_any_word(const pol_words *w, const char *t, size_t len)
 static int pol_match(pol_session *s, const pcre2_code *re, const char *t, size_t len,
                      size_t off, pcre2_match_context *mc);
 
+/* 1 when a word of slot k occurs entirely inside text[ws, we), from the
+ * shared scan: the same answer as memmem over the window (valid UTF-8 is
+ * self-synchronising, so a word only occurs at character starts, where
+ * the scan looks), found by binary search. */
+static int pol_word_in(const pol_session *s, size_t k, size_t ws, size_t we)
+{
+    const pol_scan *sc = &s->scan;
+    size_t lo = sc->slot0[k], hi = sc->slot0[k + 1];
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (sc->wocc[mid].pos < ws)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (; lo < sc->slot0[k + 1] && sc->wocc[lo].pos < we; lo++)
+        if (sc->wocc[lo].pos + sc->wocc[lo].len <= we)
+            return 1;
+    return 0;
+}
+
 /* Apply context words and allow rules to a candidate.  1 keep, 0 drop,
  * <0 a PCRE2 error. */
 static int pol_keep(pol_session *s, const pol_detector *d, const char *t, size_t len,
@@ -405,10 +452,20 @@ static int pol_keep(pol_session *s, const pol_detector *d, const char *t, size_t
     if (d->ctx.n > 0 || d->not_ctx.n > 0) {
         size_t ws = pol_back_cp(t, st, d->before);
         size_t we = pol_fwd_cp(t, len, en, d->after);
-        if (d->ctx_required && !pol_any_word(&d->ctx, t + ws, we - ws))
-            return 0;
-        if (pol_any_word(&d->not_ctx, t + ws, we - ws))
-            return 0;
+        if (e->reference) {
+            if (d->ctx_required && !pol_any_word(&d->ctx, t + ws, we - ws))
+                return 0;
+            if (pol_any_word(&d->not_ctx, t + ws, we - ws))
+                return 0;
+        } else {
+            size_t det = (size_t)(d - e->det);
+            if (d->ctx_required &&
+                !pol_word_in(s, pol_dict_slot(&e->dict, POL_LIT_CTX, det), ws, we))
+                return 0;
+            if (d->not_ctx.n > 0 &&
+                pol_word_in(s, pol_dict_slot(&e->dict, POL_LIT_NOT_CTX, det), ws, we))
+                return 0;
+        }
     }
     for (i = 0; i < e->nallow; i++) {
         const pol_allow *a = &e->allow[i];
@@ -644,11 +701,24 @@ static pol_err pol_win_add(pol_session *s, size_t lo, size_t hi)
     return POL_OK;
 }
 
+/* Byte offset n code points before code point c, or of the start: the
+ * same as pol_back_cp, from the scan's map instead of walking bytes. */
+static size_t pol_cp_back(const pol_session *s, size_t c, size_t n)
+{
+    return s->scan.cpb[c >= n ? c - n : 0];
+}
+
+/* Byte offset n code points after code point c, or the end (pol_fwd_cp). */
+static size_t pol_cp_fwd(const pol_session *s, size_t c, size_t n)
+{
+    return s->scan.cpb[c + n < s->scan.ncp ? c + n : s->scan.ncp];
+}
+
 /* Windows of an anchored detector from the shared scan, reproducing the
  * PCRE2 alternation of its anchor words exactly: the leftmost occurrence,
  * the first-listed word where several start at one position, then the
  * search goes on after that word (occurrences inside it are not anchors). */
-static pol_err pol_anchor_windows(pol_session *s, size_t det, const char *t, size_t len)
+static pol_err pol_anchor_windows(pol_session *s, size_t det)
 {
     const pol_detector *d = &s->e->det[det];
     const pol_scan *sc = &s->scan;
@@ -658,17 +728,18 @@ static pol_err pol_anchor_windows(pol_session *s, size_t det, const char *t, siz
 
     s->nwins = 0;
     while (i < end) {
-        size_t pos = sc->wocc[i].pos, best = SIZE_MAX, blen = 0;
+        size_t pos = sc->wocc[i].pos, cp = sc->wocc[i].cp, best = SIZE_MAX, blen = 0, bcp = 0;
         for (; i < end && sc->wocc[i].pos == pos; i++)
             if (sc->wocc[i].word < best) {
                 best = sc->wocc[i].word;
                 blen = sc->wocc[i].len;
+                bcp = sc->wocc[i].ncp;
             }
         if (pos < cursor)
             continue;
         cursor = pos + blen;
-        if ((pe = pol_win_add(s, pol_back_cp(t, pos, d->anchor_before),
-                              pol_fwd_cp(t, len, cursor, d->anchor_after))) != POL_OK)
+        if ((pe = pol_win_add(s, pol_cp_back(s, cp, d->anchor_before),
+                              pol_cp_fwd(s, cp + bcp, d->anchor_after))) != POL_OK)
             return pe;
     }
     return POL_OK;
@@ -697,12 +768,41 @@ static int pol_only_seps(const pol_prefilter *pf, const char *text, size_t a, si
     return 1;
 }
 
+/* Digit clusters of the field for pf's class into s->clu, unless the
+ * previous prefilter had the same class (same gap and separators). */
+static pol_err pol_clusters(pol_session *s, const pol_prefilter *pf, const char *t)
+{
+    const pol_scan *sc = &s->scan;
+    size_t i = 0;
+
+    if (s->clu_class == (long)pf->dclass)
+        return POL_OK;
+    s->nclu = 0;
+    s->clu_class = -1;
+    while (i < sc->ndig) {
+        size_t j = i + 1;
+        while (j < sc->ndig &&
+               sc->dig[j].cp - (sc->dig[j - 1].cp + sc->dig[j - 1].n) <= pf->gap &&
+               pol_only_seps(pf, t, sc->dig[j - 1].end, sc->dig[j].pos))
+            j++;
+        if (s->nclu == s->capclu &&
+            pol_grow((void **)&s->clu, &s->capclu, s->nclu + 1, sizeof *s->clu) != 0)
+            return POL_ERR_NOMEM;
+        s->clu[s->nclu].first = i;
+        s->clu[s->nclu].end = j;
+        s->nclu++;
+        i = j;
+    }
+    s->clu_class = (long)pf->dclass;
+    return POL_OK;
+}
+
 /* Windows of a prefilter from the shared scan.  Returns POL_OK with
  * *run = 0 when the field cannot hold a match (skip the rule), *run = 1
  * with windows in s->wins, or *run = 2 for a full scan (the words occur
  * and bound nothing else). */
 static pol_err pol_pf_windows(pol_session *s, const pol_prefilter *pf, pol_lit_kind kind,
-                              size_t owner, const char *t, size_t len, int *run)
+                              size_t owner, const char *t, int *run)
 {
     const pol_scan *sc = &s->scan;
     size_t k = pol_dict_slot(&s->e->dict, kind, owner), i;
@@ -718,10 +818,9 @@ static pol_err pol_pf_windows(pol_session *s, const pol_prefilter *pf, pol_lit_k
              * the windows cover every start the declaration allows; lo is
              * non-decreasing because occurrences come in position order. */
             for (i = sc->slot0[k]; i < sc->slot0[k + 1]; i++) {
-                size_t pos = sc->wocc[i].pos;
-                if ((pe = pol_win_add(s, pol_back_cp(t, pos, pf->before),
-                                      pol_fwd_cp(t, len, pos + sc->wocc[i].len,
-                                                 pf->after))) != POL_OK)
+                size_t cp = sc->wocc[i].cp;
+                if ((pe = pol_win_add(s, pol_cp_back(s, cp, pf->before),
+                                      pol_cp_fwd(s, cp + sc->wocc[i].ncp, pf->after))) != POL_OK)
                     return pe;
             }
             *run = 1;
@@ -737,25 +836,41 @@ static pol_err pol_pf_windows(pol_session *s, const pol_prefilter *pf, pol_lit_k
      * all lie in one cluster.  It starts at most lead code points before
      * the cluster, and at the latest in the run from which the rest of the
      * cluster still holds enough digits and runs (groups). */
-    i = 0;
-    while (i < sc->ndig) {
-        size_t j = i + 1, r, nd, ng;
-        while (j < sc->ndig &&
-               sc->dig[j].cp - (sc->dig[j - 1].cp + sc->dig[j - 1].n) <= pf->gap &&
-               pol_only_seps(pf, t, sc->dig[j - 1].end, sc->dig[j].pos))
-            j++;
-        r = j;
-        nd = ng = 0;
-        while (r > i && (nd < pf->digits || ng < pf->groups)) {
+    if ((pe = pol_clusters(s, pf, t)) != POL_OK)
+        return pe;
+    for (i = 0; i < s->nclu; i++) {
+        size_t first = s->clu[i].first, r = s->clu[i].end, nd = 0, ng = 0;
+        if (pf->whole || pf->max_digits > 0) {
+            /* The whole cluster's digits and runs. */
+            for (r = first; r < s->clu[i].end; r++)
+                nd += sc->dig[r].n;
+            ng = s->clu[i].end - first;
+            if (nd < pf->digits || ng < pf->groups ||
+                (pf->max_digits > 0 && nd > pf->max_digits))
+                continue;
+            r = pf->whole ? first : s->clu[i].end;
+            if (!pf->whole) {
+                nd = ng = 0;
+                while (r > first && (nd < pf->digits || ng < pf->groups)) {
+                    r--;
+                    nd += sc->dig[r].n;
+                    ng++;
+                }
+            }
+            if ((pe = pol_win_add(s, pol_cp_back(s, sc->dig[first].cp, pf->lead),
+                                  pf->whole ? sc->dig[first].pos : sc->dig[r].last)) != POL_OK)
+                return pe;
+            continue;
+        }
+        while (r > first && (nd < pf->digits || ng < pf->groups)) {
             r--;
             nd += sc->dig[r].n;
             ng++;
         }
         if (nd >= pf->digits && ng >= pf->groups &&
-            (pe = pol_win_add(s, pol_back_cp(t, sc->dig[i].pos, pf->lead),
+            (pe = pol_win_add(s, pol_cp_back(s, sc->dig[first].cp, pf->lead),
                               sc->dig[r].last)) != POL_OK)
             return pe;
-        i = j;
     }
     *run = s->nwins > 0;
     return POL_OK;
@@ -821,15 +936,13 @@ static pol_err pol_resolve(pol_session *s, size_t len)
 
     if (s->ncand == 0)
         return POL_OK;
-    tmp = malloc(s->ncand * sizeof *tmp);
-    if (tmp == NULL)
+    if (pol_grow((void **)&s->ctmp, &s->capctmp, s->ncand, sizeof *s->ctmp) != 0)
         return POL_ERR_NOMEM;
+    tmp = s->ctmp;
     if (s->claimed_cap < len) {
         unsigned char *nc = malloc(len);
-        if (nc == NULL) {
-            free(tmp);
+        if (nc == NULL)
             return POL_ERR_NOMEM;
-        }
         free(s->claimed);
         s->claimed = nc;
         s->claimed_cap = len;
@@ -855,7 +968,6 @@ static pol_err pol_resolve(pol_session *s, size_t len)
     }
     s->ncand = k;
     pol_sort_cands(s->cands, tmp, s->ncand, s->e, 1);
-    free(tmp);
     return POL_OK;
 }
 
@@ -945,6 +1057,10 @@ pol_err pol_session_process(pol_session *s, const char *text, size_t len,
     memset(f, 0, sizeof *f);
     s->nfields++;
     pol_buf_init(&out, len * 6 + 64);
+    /* Room for the text and a few placeholders up front: growing copies
+     * and wipes the buffer each time. */
+    if ((pe = pol_buf_reserve(&out, len + len / 4 + 64)) != POL_OK)
+        goto fail;
 
     if (e->reference)
         s->scan.flags = POL_SCAN_TOKEN | POL_SCAN_LT;
@@ -952,11 +1068,12 @@ pol_err pol_session_process(pol_session *s, const char *text, size_t len,
         pe = POL_ERR_NOMEM;
         goto fail;
     }
+    s->clu_class = -1;
     for (i = 0; i < e->nmark; i++) {
         const pol_marking *m = &e->mark[i];
         int run = 2;
         if (!e->reference && POL_PF_ACTIVE(&m->pf) &&
-            (pe = pol_pf_windows(s, &m->pf, POL_LIT_PF_MARK, i, text, len, &run)) != POL_OK)
+            (pe = pol_pf_windows(s, &m->pf, POL_LIT_PF_MARK, i, text, &run)) != POL_OK)
             goto fail;
         if (run == 1)
             pe = pol_run_windows(s, m->re, text, len, (long)i, 1, field);
@@ -979,7 +1096,7 @@ pol_err pol_session_process(pol_session *s, const char *text, size_t len,
         if (d->anchor != NULL) {
             if (e->reference)
                 pe = pol_run_anchored(s, (long)i, text, len, field);
-            else if ((pe = pol_anchor_windows(s, i, text, len)) == POL_OK)
+            else if ((pe = pol_anchor_windows(s, i)) == POL_OK)
                 pe = pol_run_windows(s, d->re, text, len, (long)i, 0, field);
             if (pe != POL_OK)
                 goto fail;
@@ -987,10 +1104,13 @@ pol_err pol_session_process(pol_session *s, const char *text, size_t len,
         }
         /* A detector that needs context cannot match when no context word
          * occurs anywhere: skip the scan. */
-        if (d->ctx_required && !pol_any_word(&d->ctx, text, len))
+        if (d->ctx_required &&
+            (e->reference ? !pol_any_word(&d->ctx, text, len)
+                          : s->scan.slot0[pol_dict_slot(&e->dict, POL_LIT_CTX, i)] ==
+                                s->scan.slot0[pol_dict_slot(&e->dict, POL_LIT_CTX, i) + 1]))
             continue;
         if (!e->reference && POL_PF_ACTIVE(&d->pf) &&
-            (pe = pol_pf_windows(s, &d->pf, POL_LIT_PF_DET, i, text, len, &run)) != POL_OK)
+            (pe = pol_pf_windows(s, &d->pf, POL_LIT_PF_DET, i, text, &run)) != POL_OK)
             goto fail;
         if (run == 1)
             pe = pol_run_windows(s, d->re, text, len, (long)i, 0, field);
