@@ -57,6 +57,7 @@ typedef struct pol_prefilter {
     uint32_t *sep;             /* ... and only these code points come between
                                   its digits (NULL: any) */
     size_t nsep;
+    uint64_t sepa[2];          /* the ASCII ones as a bit mask */
     unsigned dclass;           /* prefilters with the same gap and separators
                                   share one class: their digit clusters are
                                   computed once per field */
@@ -98,6 +99,9 @@ typedef struct pol_dict {
     uint32_t one[128];         /* one-byte literal equal to this byte: index + 1 */
     uint8_t acls[128];         /* POL_ACLS_* of each ASCII byte */
     uint8_t first[16384];      /* bit per key: some longer literal starts so */
+    uint8_t shortk[16384];     /* bit per key: a literal of 2-3 bytes does */
+    uint8_t h4[8192];          /* bit per hash of the first 4 bytes of the
+                                  literals of 4 bytes or more */
     uint32_t *pkey;            /* open addressing over keys: key + 1, 0 empty */
     uint32_t *pstart, *pcount; /* range of literals with that key */
     size_t pcap;               /* power of two */

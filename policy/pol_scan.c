@@ -51,6 +51,17 @@ static unsigned pol_key_at(const unsigned char *t, size_t len)
     return 0x18000u | ((((t[2] & 0x3fu) << 6) | (t[3] & 0x3fu)) | ((t[1] & 0x07u) << 12));
 }
 
+/* 16-bit hash of 4 bytes: the second filter, which tells the common
+ * kanji that start some literal (大, 本, 生...) from the literal itself
+ * before a hash probe and memcmp. */
+static unsigned pol_hash4(const unsigned char *p)
+{
+    uint32_t v = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+                 (uint32_t)p[3] << 24;
+
+    return (unsigned)((v * 2654435761u) >> 16);
+}
+
 static unsigned pol_lit_key(const char *w, size_t len)
 {
     return len >= 2 ? pol_key_at((const unsigned char *)w, len) : 0;
@@ -180,6 +191,12 @@ int pol_dict_build(pol_dict *dc, const pol_engine *e)
         }
         key = pol_lit_key(l->w, l->len);
         dc->first[key >> 3] |= (uint8_t)(1u << (key & 7));
+        if (l->len < 4) {
+            dc->shortk[key >> 3] |= (uint8_t)(1u << (key & 7));
+        } else {
+            unsigned hv = pol_hash4((const unsigned char *)l->w);
+            dc->h4[hv >> 3] |= (uint8_t)(1u << (hv & 7));
+        }
         h = pol_key_slot(dc, key);
         if (dc->pkey[h] == 0) {
             dc->pkey[h] = key + 1;
@@ -360,6 +377,8 @@ int pol_scan_field(pol_scan *sc, const pol_dict *dc, const char *text, size_t le
             n = 4;
         }
         if ((first[key >> 3] & (1u << (key & 7))) &&
+            ((dc->shortk[key >> 3] & (1u << (key & 7))) ||
+             (i + 4 <= len && (dc->h4[pol_hash4(t + i) >> 3] & (1u << (pol_hash4(t + i) & 7))))) &&
             pol_scan_key(sc, dc, t, len, i, cp, key) != 0)
             return -1;
         cpb[cp++] = (uint32_t)i;

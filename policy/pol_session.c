@@ -755,8 +755,18 @@ static int pol_only_seps(const pol_prefilter *pf, const char *text, size_t a, si
     if (pf->sep == NULL)
         return 1;
     while (i < b) {
-        size_t l = pol_utf8_len(t[i]), k;
-        uint32_t c = l == 1 ? t[i] : (uint32_t)(t[i] & (0xff >> (l + 1)));
+        unsigned c0 = t[i];
+        size_t l, k;
+        uint32_t c;
+        if (c0 < 0x80) {
+            /* ASCII separators are in a bit mask. */
+            if (!(pf->sepa[c0 >> 6] & ((uint64_t)1 << (c0 & 63))))
+                return 0;
+            i++;
+            continue;
+        }
+        l = c0 >= 0xf0 ? 4 : c0 >= 0xe0 ? 3 : 2;
+        c = c0 & (0xffu >> (l + 1));
         for (k = 1; k < l; k++)
             c = (c << 6) | (t[i + k] & 0x3fu);
         for (k = 0; k < pf->nsep && pf->sep[k] != c; k++)
