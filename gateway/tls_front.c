@@ -25,20 +25,27 @@
 
 static void conn_pump(front_conn *c);
 
-/* Wipe what a relay buffer held and give it back.  NULL-safe. */
-static void buf_drop(char **b, size_t used)
-{
-    if (*b != NULL) {
-        tg_wipe(*b, used);
-        free(*b);
-        *b = NULL;
-    }
-}
-
-static int buf_need(char **b)
+/* Wipe what a relay buffer held and give it back to the worker's pool
+ * (the allocator would otherwise see two 8 KiB allocations per request).
+ * NULL-safe. */
+static void buf_drop(worker *w, char **b, size_t used)
 {
     if (*b == NULL)
-        *b = malloc(FRONT_BUF);
+        return;
+    /* All of it: compaction may have left older bytes past `used`. */
+    (void)used;
+    tg_wipe(*b, FRONT_BUF);
+    if (w->n_relay_pool < sizeof(w->relay_pool) / sizeof(w->relay_pool[0]))
+        w->relay_pool[w->n_relay_pool++] = *b;
+    else
+        free(*b);
+    *b = NULL;
+}
+
+static int buf_need(worker *w, char **b)
+{
+    if (*b == NULL)
+        *b = w->n_relay_pool > 0 ? w->relay_pool[--w->n_relay_pool] : malloc(FRONT_BUF);
     return *b != NULL ? 0 : -1;
 }
 
@@ -89,8 +96,8 @@ static void conn_free(front_conn *c)
     w->n_conns--;
     w->mhd_run_pending = 1;
     /* Relay buffers held request and response text. */
-    buf_drop(&c->in, c->in_len);
-    buf_drop(&c->out, c->out_len);
+    buf_drop(c->w, &c->in, c->in_len);
+    buf_drop(c->w, &c->out, c->out_len);
     c->net_h.dead = 1;
     c->pair_h.dead = 1;
     worker_bury(w, c);
@@ -255,7 +262,7 @@ static int relay_once(front_conn *c, int *progress)
     /* Read only when the socket or OpenSSL may have something: a call
      * that can only say "would block" is a wasted system call. */
     if (c->in_len < FRONT_BUF && (!c->net_rd_blocked || SSL_has_pending(c->ssl))) {
-        if (buf_need(&c->in) != 0) {
+        if (buf_need(c->w, &c->in) != 0) {
             conn_free(c);
             return -1;
         }
@@ -311,7 +318,7 @@ static int relay_once(front_conn *c, int *progress)
         c->out_off = c->out_len = 0;
     if (!c->pair_eof && c->out_len < FRONT_BUF && !c->pair_rd_blocked) {
         size_t want = FRONT_BUF - c->out_len;
-        if (buf_need(&c->out) != 0) {
+        if (buf_need(c->w, &c->out) != 0) {
             conn_free(c);
             return -1;
         }
@@ -376,11 +383,11 @@ static void conn_pump(front_conn *c)
             return;
     } while (progress);
     if (c->in_off == c->in_len) {
-        buf_drop(&c->in, c->in_len);
+        buf_drop(c->w, &c->in, c->in_len);
         c->in_off = c->in_len = 0;
     }
     if (c->out_off == c->out_len) {
-        buf_drop(&c->out, c->out_len);
+        buf_drop(c->w, &c->out, c->out_len);
         c->out_off = c->out_len = 0;
     }
     if (c->pair_eof && c->out_len == c->out_off) {

@@ -50,10 +50,14 @@ struct curl_sock {
     curl_socket_t fd;
 };
 
+#define EASY_POOL 64
+
 struct upstream_ctx {
     worker *w;
     CURLM *multi;
     CURLSH *share;
+    CURL *pool[EASY_POOL];       /* finished handles, reset, for reuse */
+    size_t n_pool;
     tg_timer timer;
     upstream_job *jobs;
     size_t n_jobs;
@@ -212,7 +216,15 @@ static void transfer_clear(upstream_ctx *u, struct transfer *t)
     if (t->easy != NULL) {
         if (t->in_multi)
             curl_multi_remove_handle(u->multi, t->easy);
-        curl_easy_cleanup(t->easy);
+        /* Reused: creating a handle per request is a good share of the
+         * allocator's work.  Reset drops every option (and with it the
+         * pointers into this transfer). */
+        if (u->n_pool < EASY_POOL) {
+            curl_easy_reset(t->easy);
+            u->pool[u->n_pool++] = t->easy;
+        } else {
+            curl_easy_cleanup(t->easy);
+        }
         t->easy = NULL;
     }
     t->in_multi = 0;
@@ -245,6 +257,8 @@ void upstream_close(upstream_ctx *u)
         return;
     while (u->jobs != NULL)
         job_free(u->jobs);
+    while (u->n_pool > 0)
+        curl_easy_cleanup(u->pool[--u->n_pool]);
     if (u->w != NULL)
         timer_cancel(&u->w->timers, &u->timer);
     if (u->multi != NULL)
@@ -325,7 +339,8 @@ static int transfer_setup(struct transfer *t, const rt_upstream *up,
 
     tg_buf_init(&t->resp, reply_cap);
     timer_init(&t->retry, on_retry, t);
-    t->easy = e = curl_easy_init();
+    t->easy = e = t->job->u->n_pool > 0 ? t->job->u->pool[--t->job->u->n_pool]
+                                        : curl_easy_init();
     if (e == NULL)
         return -1;
     tg_buf_init(&url, 8192);

@@ -282,6 +282,8 @@ void worker_join(worker *w)
     w->epfd = -1;
     timers_free(&w->timers);
     empty_grave(w);
+    while (w->n_relay_pool > 0)
+        free(w->relay_pool[--w->n_relay_pool]);
     free(w->grave);
     w->grave = NULL;
     w->grave_alloc = 0;

@@ -68,6 +68,8 @@ typedef struct worker {
 
     struct upstream_ctx *up;
     struct audit_log *audit;     /* the process's audit trail (shared) */
+    char *relay_pool[256];       /* spare FRONT_BUF relay buffers (wiped) */
+    size_t n_relay_pool;
     void **grave;                /* owners freed once the current batch is done */
     size_t n_grave, grave_alloc;
     int n_active;                /* HTTP requests between first byte and completion */

@@ -340,7 +340,7 @@ static void parse_args(struct opts *o, int argc, char **argv)
 
 static void parse_url(const char *url, struct target *t)
 {
-    const char *p;
+    const char *p = NULL;
     if (strncmp(url, "https://", 8) == 0) {
         t->tls = 1;
         p = url + 8;
@@ -474,7 +474,9 @@ static SSL *tls_new(struct loader *L, int fd)
     if (ok && is_ip_literal(name)) {
         ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) == 1;
     } else if (ok) {
-        ok = SSL_set_tlsext_host_name(ssl, name) == 1 && SSL_set1_host(ssl, name) == 1;
+        /* The control macro casts away const; the name is not modified. */
+        char *sni = (char *)(uintptr_t)name;
+        ok = SSL_set_tlsext_host_name(ssl, sni) == 1 && SSL_set1_host(ssl, name) == 1;
     }
     if (!ok) {
         SSL_free(ssl);

@@ -98,7 +98,9 @@ static void test_token_placeholders_survive_apertium_eng_spa(void **state)
         "Contact: Kenji Watanabe (kenji@widgets.example.com), phone +81 3 1234 5678, IP 192.168.10.5.",
         "Ms. Tanaka and Mr. Tanaka met Prof. O'Brien; Ms. Tanaka thanked him.",
         "Passport number TK1234567 expired. Date of birth: April 12, 1985.",
-        "Literal brackets \xe2\x9f\xa6" "7\xe2\x9f\xa7 in the source are kept, as is Mr. Smith.",
+        /* U+27E6 7 U+27E7 written as UTF-8 bytes (a hex escape must not run
+         * into the digit, hence the octal form). */
+        "Literal brackets \342\237\2467\342\237\247 in the source are kept, as is Mr. Smith.",
     };
     size_t i, k;
 
