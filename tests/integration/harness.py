@@ -127,6 +127,7 @@ class Gateway:
                  workers=2, listeners=None, log_level="debug"):
         self.workdir = workdir
         self.certs = certs
+        self.binary = TRANSGATE
         self.port = free_port()
         self.keys = {}
         keydir = os.path.join(workdir, "keys")
@@ -170,7 +171,7 @@ class Gateway:
 
     def start(self):
         self.stderr = open(self.stderr_path, "ab")
-        self.proc = subprocess.Popen([TRANSGATE, "serve", "-c", self.config_path],
+        self.proc = subprocess.Popen([self.binary, "serve", "-c", self.config_path],
                                      stdout=self.stderr, stderr=subprocess.STDOUT)
         wait_port(self.port, self.proc)
         return self

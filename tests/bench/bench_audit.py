@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""Audit trail cost (issue 4, point 8): the same closed-loop load through the
+gateway with the audit trail (fsync "always" and "interval") and without it,
+interleaved round by round in one run.  Run by hand; never in CI.
+
+    tests/bench/bench_audit.py            # builds build-bench/ and build-bench-noaudit/
+    ROUNDS=5 DURATION=8 CONNS=64 tests/bench/bench_audit.py
+
+"Without" needs a binary built with -DTG_BENCH_NO_AUDIT=ON, which a
+deployment never uses.  All traffic stays on 127.0.0.1; every process is
+stopped at the end."""
+
+import os
+import statistics
+import subprocess
+import sys
+
+TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(TOP, "tests", "integration"))
+import harness  # noqa: E402
+
+ROUNDS = int(os.environ.get("ROUNDS", "3"))
+DURATION = os.environ.get("DURATION", "8")
+CONNS = os.environ.get("CONNS", "64")
+
+
+def build(path, *flags):
+    subprocess.run(["cmake", "-S", TOP, "-B", path, "-DCMAKE_BUILD_TYPE=RelWithDebInfo",
+                    "-DTG_TESTS=ON", *flags], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["cmake", "--build", path, "-j2", "--target", "transgate", "stub_vendor",
+                    "tg_load"], check=True, stdout=subprocess.DEVNULL)
+
+
+def run_load(gw, certs):
+    out = subprocess.run(
+        [os.path.join(TOP, "build-bench", "tests", "tg_load"), "--url",
+         "https://127.0.0.1:%d/v2/translate" % gw.port, "--ca", certs.ca,
+         "--servername", "localhost", "-H", "Authorization: DeepL-Auth-Key " + gw.keys["bench"],
+         "-H", "Content-Type: application/x-www-form-urlencoded",
+         "--body", "text=Please%20call%20me%20at%2003-1234-5678&target_lang=DE",
+         "-c", CONNS, "-d", DURATION, "-w", "2", "-q"],
+        capture_output=True, text=True, check=True).stdout
+    kv = dict(item.split("=", 1) for item in out.split())
+    return float(kv["throughput"]), float(kv["p99_ms"])
+
+
+def main():
+    build(os.path.join(TOP, "build-bench"))
+    build(os.path.join(TOP, "build-bench-noaudit"), "-DTG_BENCH_NO_AUDIT=ON")
+    w = harness.Workdir("tg-bench-audit-")
+    try:
+        harness.TRANSGATE = os.path.join(TOP, "build-bench", "gateway", "transgate")
+        harness.STUB_VENDOR = os.path.join(TOP, "build-bench", "tests", "stub_vendor")
+        certs = harness.Certs(w.path)
+        key = os.path.join(w.path, "vendor.apikey")
+        with open(key, "w") as f:
+            f.write("bench\n")
+        os.chmod(key, 0o600)
+        stub = harness.StubVendor(w.path, certs, api_key="bench")
+        variants = {}
+        for name, binary, audit in (
+                ("no audit trail", "build-bench-noaudit", None),
+                ("audit, fsync always", "build-bench", "always"),
+                ("audit, fsync interval", "build-bench", "interval")):
+            d = os.path.join(w.path, name.replace(" ", "-").replace(",", ""))
+            os.makedirs(d)
+            harness.TRANSGATE = os.path.join(TOP, binary, "gateway", "transgate")
+            gw = harness.Gateway(d, certs, upstreams=[{
+                "name": "stub", "adapter": "deepl", "url": "https://localhost:%d" % stub.port,
+                "api_key_file": key, "ca_file": certs.ca, "clearance": 2,
+                "max_connections": 256}], clients=[{"name": "bench", "upstream": "stub"}],
+                log_level="warning", workers=2)
+            if audit is None:
+                del gw.config["audit"]
+            else:
+                gw.config["audit"]["fsync"] = audit
+            with open(gw.config_path, "w") as f:
+                import json
+                json.dump(gw.config, f)
+            variants[name] = gw
+        results = {name: [] for name in variants}
+        for _ in range(ROUNDS):
+            for name, gw in variants.items():
+                gw.start()
+                results[name].append(run_load(gw, certs))
+                gw.stop()
+        stub.stop()
+        base = statistics.median(r[0] for r in results["no audit trail"])
+        print("closed loop, %s connections, %s s per run, median of %d round(s)"
+              % (CONNS, DURATION, ROUNDS))
+        print("%-24s %10s %9s %10s" % ("variant", "req/s", "p99 ms", "vs none"))
+        for name, rs in results.items():
+            thr = statistics.median(r[0] for r in rs)
+            p99 = statistics.median(r[1] for r in rs)
+            print("%-24s %10.0f %9.2f %9.1f%%" % (name, thr, p99, 100.0 * thr / base))
+        loss = 100.0 * (1 - statistics.median(r[0] for r in results["audit, fsync always"]) / base)
+        print("throughput lost to the audit trail (fsync always): %.1f%% (target <= 5%%)" % loss)
+    finally:
+        w.cleanup()
+
+
+if __name__ == "__main__":
+    main()
