@@ -95,6 +95,8 @@ typedef struct pol_dict {
     pol_lit_use *use;
     size_t nuse;
     size_t nslot;              /* rules that own words: see pol_dict_slot */
+    uint8_t *smode;            /* per slot: POL_SMODE_* */
+    uint32_t *sbefore, *safter; /* per slot: window in code points */
     size_t ndet, nmark;
     uint32_t one[128];         /* one-byte literal equal to this byte: index + 1 */
     uint8_t acls[128];         /* POL_ACLS_* of each ASCII byte */
@@ -110,6 +112,17 @@ typedef struct pol_dict {
 #define POL_ACLS_DIGIT 1u
 #define POL_ACLS_LT    2u
 #define POL_ACLS_ONE   4u      /* a one-byte literal */
+
+/* How pol_scan_field keeps the occurrences of a slot's words: all of them
+ * (context words: the engine asks whether one lies inside a span), or
+ * only as the windows they give (anchors; prefilter words with a window),
+ * merged where they overlap, or at most one (prefilter words without a
+ * window: only whether one occurs matters).  Merging keeps memory and
+ * work small when a text repeats a word (a run of '@' or 機). */
+#define POL_SMODE_ALL    0
+#define POL_SMODE_ANCHOR 1
+#define POL_SMODE_WINDOW 2
+#define POL_SMODE_ONE    3
 
 /* Slot of a rule's word list in a pol_scan: anchor words of detector i,
  * prefilter words of detector i, prefilter words of marking i, context
@@ -132,16 +145,21 @@ static inline size_t pol_dict_slot(const pol_dict *dc, pol_lit_kind kind, size_t
 }
 
 /* What one linear pass found in a field. */
+/* Offsets fit 32 bits: fields are at most POL_MAX_FIELD (16 MiB).  Small
+ * records keep long texts full of literals (a run of '@') in cache. */
 typedef struct pol_occ {
-    size_t pos;                /* byte offset */
-    size_t cp;                 /* code point index */
-    size_t lit;                /* index into pol_dict.lit */
+    uint32_t pos;              /* byte offset */
+    uint32_t cp;               /* code point index */
+    uint32_t lit;              /* index into pol_dict.lit */
 } pol_occ;
 
-/* One occurrence of a word of one rule. */
+/* One occurrence of a word of one rule.  For POL_SMODE_ANCHOR and
+ * POL_SMODE_WINDOW slots, one entry stands for a merged window: it starts
+ * "before" code points before cp and ends "after" code points after
+ * cp + ncp; len spans the anchor words it covers. */
 typedef struct pol_wocc {
-    size_t pos;                /* byte offset */
-    size_t cp;                 /* code point index */
+    uint32_t pos;              /* byte offset */
+    uint32_t cp;               /* code point index */
     uint32_t word;             /* index in the rule's list */
     uint32_t len;              /* bytes */
     uint32_t ncp;              /* code points */
@@ -149,11 +167,11 @@ typedef struct pol_wocc {
 
 /* A run of adjacent digits (ASCII or full-width). */
 typedef struct pol_drun {
-    size_t pos;                /* byte offset of its first digit */
-    size_t last;               /* byte offset of its last digit */
-    size_t end;                /* byte offset after its last digit */
-    size_t cp;                 /* code point index of its first digit */
-    size_t n;                  /* digits */
+    uint32_t pos;              /* byte offset of its first digit */
+    uint32_t last;             /* byte offset of its last digit */
+    uint32_t end;              /* byte offset after its last digit */
+    uint32_t cp;               /* code point index of its first digit */
+    uint32_t n;                /* digits */
 } pol_drun;
 
 #define POL_SCAN_TOKEN 1u      /* a literal U+27E6 or U+27E7 */
@@ -164,13 +182,14 @@ typedef struct pol_scan {
     size_t nocc, capocc;
     pol_wocc *wocc;            /* the same per slot, by position in each */
     size_t capwocc;
+    struct pol_tocc *tmp;      /* grouping scratch */
+    size_t ntmp, captmp;
+    struct pol_sstate *sst;    /* grouping state per slot */
+    size_t capsst;
     size_t *slot0;             /* slot k: wocc[slot0[k] .. slot0[k + 1]) */
     size_t capslot;
     pol_drun *dig;             /* digit runs, by position */
     size_t ndig, capdig;
-    uint32_t *cpb;             /* byte offset of each code point, and of the
-                                  end at index ncp: windows in O(1) */
-    size_t ncp, capcpb;
     unsigned flags;
 } pol_scan;
 

@@ -100,6 +100,9 @@ static size_t pol_key_slot(const pol_dict *dc, unsigned key)
 
 void pol_dict_free(pol_dict *dc)
 {
+    free(dc->smode);
+    free(dc->sbefore);
+    free(dc->safter);
     free(dc->lit);
     free(dc->use);
     free(dc->pkey);
@@ -140,6 +143,30 @@ int pol_dict_build(pol_dict *dc, const pol_engine *e)
                  e->det[i].not_ctx.n;
     for (i = 0; i < e->nmark; i++)
         total += e->mark[i].pf.words.n;
+    tmp = NULL;
+    dc->smode = calloc(dc->nslot + 1, sizeof *dc->smode);
+    dc->sbefore = calloc(dc->nslot + 1, sizeof *dc->sbefore);
+    dc->safter = calloc(dc->nslot + 1, sizeof *dc->safter);
+    if (dc->smode == NULL || dc->sbefore == NULL || dc->safter == NULL)
+        goto fail;
+    for (i = 0; i < e->ndet; i++) {
+        const pol_detector *d = &e->det[i];
+        size_t sk = pol_dict_slot(dc, POL_LIT_ANCHOR, i);
+        dc->smode[sk] = POL_SMODE_ANCHOR;
+        dc->sbefore[sk] = d->anchor_before;
+        dc->safter[sk] = d->anchor_after;
+        sk = pol_dict_slot(dc, POL_LIT_PF_DET, i);
+        dc->smode[sk] = d->pf.window ? POL_SMODE_WINDOW : POL_SMODE_ONE;
+        dc->sbefore[sk] = d->pf.before;
+        dc->safter[sk] = d->pf.after;
+    }
+    for (i = 0; i < e->nmark; i++) {
+        const pol_marking *m = &e->mark[i];
+        size_t sk = pol_dict_slot(dc, POL_LIT_PF_MARK, i);
+        dc->smode[sk] = m->pf.window ? POL_SMODE_WINDOW : POL_SMODE_ONE;
+        dc->sbefore[sk] = m->pf.before;
+        dc->safter[sk] = m->pf.after;
+    }
     tmp = malloc((total ? total : 1) * sizeof *tmp);
     dc->use = malloc((total ? total : 1) * sizeof *dc->use);
     dc->lit = malloc((total ? total : 1) * sizeof *dc->lit);
@@ -215,9 +242,10 @@ void pol_scan_free(pol_scan *sc)
 {
     free(sc->occ);
     free(sc->wocc);
+    free(sc->tmp);
+    free(sc->sst);
     free(sc->slot0);
     free(sc->dig);
-    free(sc->cpb);
     memset(sc, 0, sizeof *sc);
 }
 
@@ -244,9 +272,9 @@ static int pol_scan_occ(pol_scan *sc, size_t pos, size_t cp, size_t lit)
     if (sc->nocc == sc->capocc &&
         pol_scan_grow((void **)&sc->occ, &sc->capocc, sc->nocc + 1, sizeof *sc->occ) != 0)
         return -1;
-    sc->occ[sc->nocc].pos = pos;
-    sc->occ[sc->nocc].cp = cp;
-    sc->occ[sc->nocc].lit = lit;
+    sc->occ[sc->nocc].pos = (uint32_t)pos;
+    sc->occ[sc->nocc].cp = (uint32_t)cp;
+    sc->occ[sc->nocc].lit = (uint32_t)lit;
     sc->nocc++;
     return 0;
 }
@@ -266,39 +294,123 @@ static int pol_scan_key(pol_scan *sc, const pol_dict *dc, const unsigned char *t
     return 0;
 }
 
+/* Per-slot state while grouping. */
+typedef struct pol_sstate {
+    size_t last;               /* index + 1 of the slot's last entry in tmp */
+    size_t cursor;             /* anchors: byte where the next may start */
+    size_t group;              /* anchors: position group + 1 of best */
+    uint32_t best, blen, bncp; /* anchors: first-listed word at the group */
+} pol_sstate;
+
+typedef struct pol_tocc {
+    size_t slot;
+    pol_wocc w;
+} pol_tocc;
+
+/* Append or merge one window entry for slot k (cp, ncp, pos, len). */
+static int pol_scan_win(pol_scan *sc, const pol_dict *dc, pol_sstate *st, size_t k,
+                        const pol_occ *o, uint32_t word, uint32_t len, uint32_t ncp)
+{
+    pol_tocc *t;
+
+    if (st[k].last > 0) {
+        pol_wocc *w = &sc->tmp[st[k].last - 1].w;
+        size_t hi = (size_t)w->cp + w->ncp + dc->safter[k];
+        size_t lo = o->cp >= dc->sbefore[k] ? o->cp - dc->sbefore[k] : 0;
+        if (dc->smode[k] == POL_SMODE_ONE)
+            return 0;
+        if (dc->smode[k] != POL_SMODE_ALL && lo <= hi) {
+            /* Overlapping windows merge: the entry now reaches this word's
+             * window end, and for anchors spans this word too. */
+            size_t nhi = (size_t)o->cp + ncp;
+            if (nhi > (size_t)w->cp + w->ncp)
+                w->ncp = (uint32_t)(nhi - w->cp);
+            if ((size_t)o->pos + len > (size_t)w->pos + w->len)
+                w->len = (uint32_t)(o->pos + len - w->pos);
+            return 0;
+        }
+    }
+    if (sc->ntmp == sc->captmp &&
+        pol_scan_grow((void **)&sc->tmp, &sc->captmp, sc->ntmp + 1, sizeof *sc->tmp) != 0)
+        return -1;
+    t = &sc->tmp[sc->ntmp++];
+    t->slot = k;
+    t->w.pos = o->pos;
+    t->w.cp = o->cp;
+    t->w.word = word;
+    t->w.len = len;
+    t->w.ncp = ncp;
+    st[k].last = sc->ntmp;
+    return 0;
+}
+
 /* Group the occurrences per slot (a counting sort, so each slot keeps
- * position order). */
+ * position order), keeping them as each slot's mode asks.  Anchors are
+ * chosen here as PCRE2's alternation of the anchor words would: the
+ * leftmost occurrence, the first-listed word where several start at one
+ * position, the next search after that word. */
 static int pol_scan_group(pol_scan *sc, const pol_dict *dc)
 {
-    size_t i, u, total = 0;
+    pol_sstate *st;
+    size_t i, j, u, g;
 
-    if (pol_scan_grow((void **)&sc->slot0, &sc->capslot, dc->nslot + 2, sizeof *sc->slot0) != 0)
+    if (pol_scan_grow((void **)&sc->slot0, &sc->capslot, dc->nslot + 2, sizeof *sc->slot0) != 0 ||
+        pol_scan_grow((void **)&sc->sst, &sc->capsst, dc->nslot + 1, sizeof *sc->sst) != 0)
         return -1;
-    memset(sc->slot0, 0, (dc->nslot + 2) * sizeof *sc->slot0);
-    for (i = 0; i < sc->nocc; i++) {
-        const pol_lit *l = &dc->lit[sc->occ[i].lit];
-        for (u = l->use0; u < l->use0 + l->nuse; u++)
-            sc->slot0[pol_dict_slot(dc, dc->use[u].kind, dc->use[u].owner) + 2]++;
-        total += l->nuse;
+    st = sc->sst;
+    memset(st, 0, (dc->nslot + 1) * sizeof *st);
+    sc->ntmp = 0;
+    for (i = 0, g = 1; i < sc->nocc; i = j, g++) {
+        /* The group of occurrences at one position: first the best anchor
+         * word per anchor slot, then the entries. */
+        for (j = i; j < sc->nocc && sc->occ[j].pos == sc->occ[i].pos; j++) {
+            const pol_lit *l = &dc->lit[sc->occ[j].lit];
+            for (u = l->use0; u < l->use0 + l->nuse; u++) {
+                size_t k = pol_dict_slot(dc, dc->use[u].kind, dc->use[u].owner);
+                if (dc->smode[k] != POL_SMODE_ANCHOR)
+                    continue;
+                if (st[k].group != g || dc->use[u].word < st[k].best) {
+                    st[k].group = g;
+                    st[k].best = dc->use[u].word;
+                    st[k].blen = (uint32_t)l->len;
+                    st[k].bncp = (uint32_t)l->ncp;
+                }
+            }
+        }
+        for (j = i; j < sc->nocc && sc->occ[j].pos == sc->occ[i].pos; j++) {
+            const pol_occ *o = &sc->occ[j];
+            const pol_lit *l = &dc->lit[o->lit];
+            for (u = l->use0; u < l->use0 + l->nuse; u++) {
+                size_t k = pol_dict_slot(dc, dc->use[u].kind, dc->use[u].owner);
+                if (dc->smode[k] == POL_SMODE_ANCHOR) {
+                    /* Once per group; inside the previous anchor word: no
+                     * anchor (the alternation went on after it). */
+                    if (st[k].group != g)
+                        continue;
+                    st[k].group = 0;
+                    if (o->pos < st[k].cursor)
+                        continue;
+                    st[k].cursor = o->pos + st[k].blen;
+                    if (pol_scan_win(sc, dc, st, k, o, st[k].best, st[k].blen, st[k].bncp) != 0)
+                        return -1;
+                } else if (pol_scan_win(sc, dc, st, k, o, dc->use[u].word, (uint32_t)l->len,
+                                        (uint32_t)l->ncp) != 0) {
+                    return -1;
+                }
+            }
+        }
     }
-    if (pol_scan_grow((void **)&sc->wocc, &sc->capwocc, total + 1, sizeof *sc->wocc) != 0)
+    memset(sc->slot0, 0, (dc->nslot + 2) * sizeof *sc->slot0);
+    for (i = 0; i < sc->ntmp; i++)
+        sc->slot0[sc->tmp[i].slot + 2]++;
+    if (pol_scan_grow((void **)&sc->wocc, &sc->capwocc, sc->ntmp + 1, sizeof *sc->wocc) != 0)
         return -1;
     /* slot0[k + 2] holds the count of slot k; make slot0[k + 1] the start
      * of slot k, fill through it, and it ends as the start of slot k + 1. */
     for (i = 2; i < dc->nslot + 2; i++)
         sc->slot0[i] += sc->slot0[i - 1];
-    for (i = 0; i < sc->nocc; i++) {
-        const pol_lit *l = &dc->lit[sc->occ[i].lit];
-        for (u = l->use0; u < l->use0 + l->nuse; u++) {
-            size_t k = pol_dict_slot(dc, dc->use[u].kind, dc->use[u].owner);
-            pol_wocc *w = &sc->wocc[sc->slot0[k + 1]++];
-            w->pos = sc->occ[i].pos;
-            w->cp = sc->occ[i].cp;
-            w->word = dc->use[u].word;
-            w->len = (uint32_t)l->len;
-            w->ncp = (uint32_t)l->ncp;
-        }
-    }
+    for (i = 0; i < sc->ntmp; i++)
+        sc->wocc[sc->slot0[sc->tmp[i].slot + 1]++] = sc->tmp[i].w;
     return 0;
 }
 
@@ -307,9 +419,9 @@ static int pol_scan_group(pol_scan *sc, const pol_dict *dc)
  * (sizing for the worst case, a run per byte, cost a large allocation per
  * field). */
 #define POL_DIGIT(i_, cp_, w_) do {                                   \
-        if (ndig > 0 && dig[ndig - 1].cp + dig[ndig - 1].n == (cp_)) { \
-            dig[ndig - 1].last = (i_);                                 \
-            dig[ndig - 1].end = (i_) + (w_);                           \
+        if (ndig > 0 && (size_t)dig[ndig - 1].cp + dig[ndig - 1].n == (cp_)) { \
+            dig[ndig - 1].last = (uint32_t)(i_);                       \
+            dig[ndig - 1].end = (uint32_t)((i_) + (w_));               \
             dig[ndig - 1].n++;                                         \
         } else {                                                       \
             if (ndig == sc->capdig) {                                  \
@@ -318,9 +430,9 @@ static int pol_scan_group(pol_scan *sc, const pol_dict *dc)
                     return -1;                                         \
                 dig = sc->dig;                                         \
             }                                                          \
-            dig[ndig].pos = dig[ndig].last = (i_);                     \
-            dig[ndig].end = (i_) + (w_);                               \
-            dig[ndig].cp = (cp_);                                      \
+            dig[ndig].pos = dig[ndig].last = (uint32_t)(i_);           \
+            dig[ndig].end = (uint32_t)((i_) + (w_));                   \
+            dig[ndig].cp = (uint32_t)(cp_);                            \
             dig[ndig].n = 1;                                           \
             ndig++;                                                    \
         }                                                              \
@@ -331,17 +443,12 @@ int pol_scan_field(pol_scan *sc, const pol_dict *dc, const char *text, size_t le
     const unsigned char *t = (const unsigned char *)text;
     const uint8_t *first = dc->first, *acls = dc->acls;
     pol_drun *dig;
-    uint32_t *cpb;
     size_t i = 0, cp = 0, ndig = 0;
     unsigned flags = 0;
 
     sc->nocc = 0;
     sc->ndig = 0;
     sc->flags = 0;
-    /* Fields are at most POL_MAX_FIELD (16 MiB): offsets fit 32 bits. */
-    if (pol_scan_grow((void **)&sc->cpb, &sc->capcpb, len + 1, sizeof *sc->cpb) != 0)
-        return -1;
-    cpb = sc->cpb;
     dig = sc->dig;
     /* The hot loop keeps its state in locals (stores through sc would
      * force reloads) and reads one byte ahead, so it stops one byte early;
@@ -381,13 +488,12 @@ int pol_scan_field(pol_scan *sc, const pol_dict *dc, const char *text, size_t le
              (i + 4 <= len && (dc->h4[pol_hash4(t + i) >> 3] & (1u << (pol_hash4(t + i) & 7))))) &&
             pol_scan_key(sc, dc, t, len, i, cp, key) != 0)
             return -1;
-        cpb[cp++] = (uint32_t)i;
         i += n;
+        cp++;
     }
     if (i < len) {
         /* A last single byte: ASCII, and only a one-byte literal fits. */
         unsigned c = t[i];
-        cpb[cp] = (uint32_t)i;
         if (acls[c] & POL_ACLS_DIGIT)
             POL_DIGIT(i, cp, 1);
         if (acls[c] & POL_ACLS_LT)
@@ -396,8 +502,6 @@ int pol_scan_field(pol_scan *sc, const pol_dict *dc, const char *text, size_t le
             return -1;
         cp++;
     }
-    cpb[cp] = (uint32_t)len;
-    sc->ncp = cp;
     sc->ndig = ndig;
     sc->flags = flags;
     return pol_scan_group(sc, dc);

@@ -35,7 +35,7 @@ typedef struct pol_field {
 
 /* A digit cluster: digit runs [first, end) of the field's scan. */
 typedef struct pol_clu {
-    size_t first, end;
+    uint32_t first, end;
 } pol_clu;
 
 /* Byte range where a match may start: [lo, hi]. */
@@ -701,24 +701,11 @@ static pol_err pol_win_add(pol_session *s, size_t lo, size_t hi)
     return POL_OK;
 }
 
-/* Byte offset n code points before code point c, or of the start: the
- * same as pol_back_cp, from the scan's map instead of walking bytes. */
-static size_t pol_cp_back(const pol_session *s, size_t c, size_t n)
-{
-    return s->scan.cpb[c >= n ? c - n : 0];
-}
-
-/* Byte offset n code points after code point c, or the end (pol_fwd_cp). */
-static size_t pol_cp_fwd(const pol_session *s, size_t c, size_t n)
-{
-    return s->scan.cpb[c + n < s->scan.ncp ? c + n : s->scan.ncp];
-}
-
 /* Windows of an anchored detector from the shared scan, reproducing the
  * PCRE2 alternation of its anchor words exactly: the leftmost occurrence,
  * the first-listed word where several start at one position, then the
  * search goes on after that word (occurrences inside it are not anchors). */
-static pol_err pol_anchor_windows(pol_session *s, size_t det)
+static pol_err pol_anchor_windows(pol_session *s, size_t det, const char *t, size_t len)
 {
     const pol_detector *d = &s->e->det[det];
     const pol_scan *sc = &s->scan;
@@ -728,18 +715,17 @@ static pol_err pol_anchor_windows(pol_session *s, size_t det)
 
     s->nwins = 0;
     while (i < end) {
-        size_t pos = sc->wocc[i].pos, cp = sc->wocc[i].cp, best = SIZE_MAX, blen = 0, bcp = 0;
+        size_t pos = sc->wocc[i].pos, best = SIZE_MAX, blen = 0;
         for (; i < end && sc->wocc[i].pos == pos; i++)
             if (sc->wocc[i].word < best) {
                 best = sc->wocc[i].word;
                 blen = sc->wocc[i].len;
-                bcp = sc->wocc[i].ncp;
             }
         if (pos < cursor)
             continue;
         cursor = pos + blen;
-        if ((pe = pol_win_add(s, pol_cp_back(s, cp, d->anchor_before),
-                              pol_cp_fwd(s, cp + bcp, d->anchor_after))) != POL_OK)
+        if ((pe = pol_win_add(s, pol_back_cp(t, pos, d->anchor_before),
+                              pol_fwd_cp(t, len, pos + blen, d->anchor_after))) != POL_OK)
             return pe;
     }
     return POL_OK;
@@ -798,8 +784,8 @@ static pol_err pol_clusters(pol_session *s, const pol_prefilter *pf, const char 
         if (s->nclu == s->capclu &&
             pol_grow((void **)&s->clu, &s->capclu, s->nclu + 1, sizeof *s->clu) != 0)
             return POL_ERR_NOMEM;
-        s->clu[s->nclu].first = i;
-        s->clu[s->nclu].end = j;
+        s->clu[s->nclu].first = (uint32_t)i;
+        s->clu[s->nclu].end = (uint32_t)j;
         s->nclu++;
         i = j;
     }
@@ -812,7 +798,7 @@ static pol_err pol_clusters(pol_session *s, const pol_prefilter *pf, const char 
  * with windows in s->wins, or *run = 2 for a full scan (the words occur
  * and bound nothing else). */
 static pol_err pol_pf_windows(pol_session *s, const pol_prefilter *pf, pol_lit_kind kind,
-                              size_t owner, const char *t, int *run)
+                              size_t owner, const char *t, size_t len, int *run)
 {
     const pol_scan *sc = &s->scan;
     size_t k = pol_dict_slot(&s->e->dict, kind, owner), i;
@@ -828,9 +814,9 @@ static pol_err pol_pf_windows(pol_session *s, const pol_prefilter *pf, pol_lit_k
              * the windows cover every start the declaration allows; lo is
              * non-decreasing because occurrences come in position order. */
             for (i = sc->slot0[k]; i < sc->slot0[k + 1]; i++) {
-                size_t cp = sc->wocc[i].cp;
-                if ((pe = pol_win_add(s, pol_cp_back(s, cp, pf->before),
-                                      pol_cp_fwd(s, cp + sc->wocc[i].ncp, pf->after))) != POL_OK)
+                if ((pe = pol_win_add(s, pol_back_cp(t, sc->wocc[i].pos, pf->before),
+                                      pol_fwd_cp(t, len, sc->wocc[i].pos + sc->wocc[i].len,
+                                                 pf->after))) != POL_OK)
                     return pe;
             }
             *run = 1;
@@ -867,7 +853,7 @@ static pol_err pol_pf_windows(pol_session *s, const pol_prefilter *pf, pol_lit_k
                     ng++;
                 }
             }
-            if ((pe = pol_win_add(s, pol_cp_back(s, sc->dig[first].cp, pf->lead),
+            if ((pe = pol_win_add(s, pol_back_cp(t, sc->dig[first].pos, pf->lead),
                                   pf->whole ? sc->dig[first].pos : sc->dig[r].last)) != POL_OK)
                 return pe;
             continue;
@@ -878,7 +864,7 @@ static pol_err pol_pf_windows(pol_session *s, const pol_prefilter *pf, pol_lit_k
             ng++;
         }
         if (nd >= pf->digits && ng >= pf->groups &&
-            (pe = pol_win_add(s, pol_cp_back(s, sc->dig[first].cp, pf->lead),
+            (pe = pol_win_add(s, pol_back_cp(t, sc->dig[first].pos, pf->lead),
                               sc->dig[r].last)) != POL_OK)
             return pe;
     }
@@ -1083,7 +1069,7 @@ pol_err pol_session_process(pol_session *s, const char *text, size_t len,
         const pol_marking *m = &e->mark[i];
         int run = 2;
         if (!e->reference && POL_PF_ACTIVE(&m->pf) &&
-            (pe = pol_pf_windows(s, &m->pf, POL_LIT_PF_MARK, i, text, &run)) != POL_OK)
+            (pe = pol_pf_windows(s, &m->pf, POL_LIT_PF_MARK, i, text, len, &run)) != POL_OK)
             goto fail;
         if (run == 1)
             pe = pol_run_windows(s, m->re, text, len, (long)i, 1, field);
@@ -1106,7 +1092,7 @@ pol_err pol_session_process(pol_session *s, const char *text, size_t len,
         if (d->anchor != NULL) {
             if (e->reference)
                 pe = pol_run_anchored(s, (long)i, text, len, field);
-            else if ((pe = pol_anchor_windows(s, i)) == POL_OK)
+            else if ((pe = pol_anchor_windows(s, i, text, len)) == POL_OK)
                 pe = pol_run_windows(s, d->re, text, len, (long)i, 0, field);
             if (pe != POL_OK)
                 goto fail;
@@ -1120,7 +1106,7 @@ pol_err pol_session_process(pol_session *s, const char *text, size_t len,
                                 s->scan.slot0[pol_dict_slot(&e->dict, POL_LIT_CTX, i) + 1]))
             continue;
         if (!e->reference && POL_PF_ACTIVE(&d->pf) &&
-            (pe = pol_pf_windows(s, &d->pf, POL_LIT_PF_DET, i, text, &run)) != POL_OK)
+            (pe = pol_pf_windows(s, &d->pf, POL_LIT_PF_DET, i, text, len, &run)) != POL_OK)
             goto fail;
         if (run == 1)
             pe = pol_run_windows(s, d->re, text, len, (long)i, 0, field);
