@@ -220,6 +220,9 @@ CURLcode runtime_curl_ssl_ctx(CURL *curl, void *sslctx, void *userp)
         log_err("upstream %s: %s", u->conf->name, err);
         return CURLE_SSL_CIPHER;
     }
+    /* A vendor connection spends most of its life waiting for a reply:
+     * give OpenSSL's record buffers back meanwhile. */
+    SSL_CTX_set_mode(sslctx, SSL_MODE_RELEASE_BUFFERS);
     return CURLE_OK;
 }
 

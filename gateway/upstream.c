@@ -399,7 +399,10 @@ static int transfer_setup(struct transfer *t, const rt_upstream *up,
     curl_easy_setopt(e, CURLOPT_SSL_CTX_DATA, (void *)(uintptr_t)up);
     if (up->ca_pem != NULL) {
         /* The configured CAs and nothing else: no default bundle or
-         * directory alongside them. */
+         * directory alongside them.  Given as a blob, not through the
+         * SSL_CTX callback, because curl compares it when it considers
+         * reusing a kept-alive connection: a connection verified against
+         * one upstream's CAs is never handed to another's transfer. */
         struct curl_blob blob = { up->ca_pem, up->ca_len, CURL_BLOB_NOCOPY };
         curl_easy_setopt(e, CURLOPT_CAINFO, NULL);
         curl_easy_setopt(e, CURLOPT_CAPATH, NULL);

@@ -494,8 +494,10 @@ class VendorCertificateTest(unittest.TestCase):
             stub_upstream("expired", url="https://localhost:%d" % cls.stub_expired.port),
             stub_upstream("badpin", pins=["sha256//" + "A" * 43 + "="]),
             stub_upstream("goodpin", pins=["sha256//" + pub]),
+            stub_upstream("otherca", ca_file=os.path.join(W.path, "other-ca", "ca.pem")),
         ], clients=[{"name": n, "upstream": n}
-                    for n in ("wrongname", "expired", "badpin", "goodpin")], workers=1).start()
+                    for n in ("wrongname", "expired", "badpin", "goodpin", "otherca")],
+            workers=1).start()
 
     @classmethod
     def tearDownClass(cls):
@@ -515,7 +517,16 @@ class VendorCertificateTest(unittest.TestCase):
     def test_expired_certificate_is_refused(self):
         self.assertEqual(self.code("expired"), (502, "vendor_cert_expired"))
 
+    def test_only_the_configured_ca_is_trusted(self):
+        # Another upstream to the same host has a verified connection open;
+        # it must not be reused for one that trusts a different CA.
+        self.assertEqual(self.code("goodpin"), (200, None))
+        self.assertEqual(self.code("otherca"), (502, "vendor_cert_untrusted"))
+
     def test_wrong_pin_is_refused_and_right_pin_accepted(self):
+        # Right pin first: its kept-alive connection must not serve the
+        # upstream whose pin does not match.
+        self.assertEqual(self.code("goodpin"), (200, None))
         self.assertEqual(self.code("badpin"), (502, "vendor_pin_mismatch"))
         self.assertEqual(self.code("goodpin"), (200, None))
 
