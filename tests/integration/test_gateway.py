@@ -204,10 +204,12 @@ class TranslateTest(Base):
     def test_vendor_too_slow_gives_504(self):
         t0 = time.monotonic()
         st, _, body = GW.request("POST", "/v2/translate",
-                                 form(text="@@delay=3000@@", target_lang="DE"), FORM,
+                                 form(text="@@delay=10000@@", target_lang="DE"), FORM,
                                  client="terminal-slow")
         self.assertError(st, body, 504, "vendor_timeout")
-        self.assertLess(time.monotonic() - t0, 2.9)
+        # Answered at the upstream's timeout (0.7 s), not when the vendor
+        # would have answered (10 s): a wide margin for a loaded machine.
+        self.assertLess(time.monotonic() - t0, 8)
 
     def test_languages_and_usage(self):
         st, _, body = GW.request("GET", "/v2/languages?type=target", client="terminal-a")
