@@ -198,10 +198,12 @@ typedef struct pol_scan {
 int pol_dict_build(pol_dict *dc, const struct pol_engine *e);
 void pol_dict_free(pol_dict *dc);
 
-/* One pass over valid UTF-8 text: every occurrence of every dictionary
- * literal (at code point starts, in position order), every run of digits
- * (ASCII or full-width) and the POL_SCAN_* flags.  Arrays grow in sc (kept between
- * calls; free with pol_scan_free).  0, or -1 when out of memory. */
+/* One pass over the text: checks that it is valid UTF-8 (the rules of
+ * pol_utf8_valid) and finds every occurrence of every dictionary literal
+ * (at code point starts, in position order), every run of digits (ASCII
+ * or full-width) and the POL_SCAN_* flags.  Arrays grow in sc (kept
+ * between calls; free with pol_scan_free).  0, -1 when out of memory, -2
+ * when the text is not valid UTF-8. */
 int pol_scan_field(pol_scan *sc, const pol_dict *dc, const char *t, size_t len);
 void pol_scan_free(pol_scan *sc);
 

@@ -440,10 +440,8 @@ static void pol_get_prefilter(pol_loader *ld, const pol_src *src, json_t *o,
         p[3].key = "words";
         pol_report(ld, src->pack, p, 4, "needs at least one word");
     }
-    if (pf->words.n == 0 && !has[2]) {
+    if (pf->words.n == 0 && !has[2])
         pol_report(ld, src->pack, p, 3, "needs \"words\" or \"digits\"");
-        return;
-    }
     if ((has[0] || has[1]) && (has[2] || pf->words.n == 0)) {
         p[3].key = has[0] ? "before" : "after";
         pol_report(ld, src->pack, p, 4, "a window needs \"words\" and no \"digits\"");

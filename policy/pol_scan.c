@@ -451,10 +451,10 @@ int pol_scan_field(pol_scan *sc, const pol_dict *dc, const char *text, size_t le
     sc->flags = 0;
     dig = sc->dig;
     /* The hot loop keeps its state in locals (stores through sc would
-     * force reloads) and reads one byte ahead, so it stops one byte early;
-     * the text is valid UTF-8 (checked before the scan), so the lead byte
-     * gives the length and the continuation bytes exist. */
-    while (i + 1 < len) {
+     * force reloads).  It also validates the UTF-8, with exactly the rules
+     * of pol_utf8_valid (no overlongs, surrogates or values above
+     * U+10FFFF): one pass over the text instead of two. */
+    while (i < len) {
         unsigned c = t[i], key;
         size_t n;
         if (c < 0x80) {
@@ -466,22 +466,36 @@ int pol_scan_field(pol_scan *sc, const pol_dict *dc, const char *text, size_t le
                 if ((acls[c] & POL_ACLS_ONE) && pol_scan_occ(sc, i, cp, dc->one[c] - 1) != 0)
                     return -1;
             }
-            key = (c << 8) | t[i + 1];
+            /* At the last byte no literal of two bytes or more fits, and
+             * none has a NUL second byte. */
+            key = (c << 8) | (i + 1 < len ? t[i + 1] : 0u);
             n = 1;
-        } else if (c < 0xe0) {
-            key = 0x8000u + (((c & 0x1fu) << 6) | (t[i + 1] & 0x3fu));
-            n = 2;
-        } else if (c < 0xf0) {
-            unsigned u = ((c & 0x0fu) << 12) | ((t[i + 1] & 0x3fu) << 6) | (t[i + 2] & 0x3fu);
+        } else if (c >= 0xe0 && c <= 0xef) {
+            unsigned u;
+            if (i + 2 >= len || (t[i + 1] & 0xc0) != 0x80 || (t[i + 2] & 0xc0) != 0x80 ||
+                (c == 0xe0 && t[i + 1] < 0xa0) || (c == 0xed && t[i + 1] >= 0xa0))
+                return -2;
+            u = ((c & 0x0fu) << 12) | ((t[i + 1] & 0x3fu) << 6) | (t[i + 2] & 0x3fu);
             if (c == 0xef && u - 0xff10u < 10u)
                 POL_DIGIT(i, cp, 3);
             else if (c == 0xe2 && (u == 0x27e6u || u == 0x27e7u))
                 flags |= POL_SCAN_TOKEN;
             key = 0x8000u + u;
             n = 3;
-        } else {
+        } else if (c >= 0xc2 && c <= 0xdf) {
+            if (i + 1 >= len || (t[i + 1] & 0xc0) != 0x80)
+                return -2;
+            key = 0x8000u + (((c & 0x1fu) << 6) | (t[i + 1] & 0x3fu));
+            n = 2;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            if (i + 3 >= len || (t[i + 1] & 0xc0) != 0x80 || (t[i + 2] & 0xc0) != 0x80 ||
+                (t[i + 3] & 0xc0) != 0x80 || (c == 0xf0 && t[i + 1] < 0x90) ||
+                (c == 0xf4 && t[i + 1] >= 0x90))
+                return -2;
             key = pol_key_at(t + i, len - i);
             n = 4;
+        } else {
+            return -2;
         }
         if ((first[key >> 3] & (1u << (key & 7))) &&
             ((dc->shortk[key >> 3] & (1u << (key & 7))) ||
@@ -489,17 +503,6 @@ int pol_scan_field(pol_scan *sc, const pol_dict *dc, const char *text, size_t le
             pol_scan_key(sc, dc, t, len, i, cp, key) != 0)
             return -1;
         i += n;
-        cp++;
-    }
-    if (i < len) {
-        /* A last single byte: ASCII, and only a one-byte literal fits. */
-        unsigned c = t[i];
-        if (acls[c] & POL_ACLS_DIGIT)
-            POL_DIGIT(i, cp, 1);
-        if (acls[c] & POL_ACLS_LT)
-            flags |= POL_SCAN_LT;
-        if ((acls[c] & POL_ACLS_ONE) && pol_scan_occ(sc, i, cp, dc->one[c] - 1) != 0)
-            return -1;
         cp++;
     }
     sc->ndig = ndig;

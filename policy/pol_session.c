@@ -1044,8 +1044,20 @@ pol_err pol_session_process(pol_session *s, const char *text, size_t len,
     e = s->e;
     if (len > POL_MAX_FIELD || s->nfields >= POL_MAX_FIELDS)
         return POL_ERR_TOO_LARGE;
-    if (!pol_utf8_valid(text, len))
-        return POL_ERR_UTF8;
+    /* UTF-8 is checked before anything else is scanned; the shared scan
+     * checks it in the same pass. */
+    if (e->reference) {
+        if (!pol_utf8_valid(text, len))
+            return POL_ERR_UTF8;
+        s->scan.flags = POL_SCAN_TOKEN | POL_SCAN_LT;
+    } else {
+        int rc = pol_scan_field(&s->scan, &e->dict, text, len);
+        if (rc == -2)
+            return POL_ERR_UTF8;
+        if (rc != 0)
+            return POL_ERR_NOMEM;
+    }
+    s->clu_class = -1;
     if (pol_grow((void **)&s->fields, &s->capfields, s->nfields + 1, sizeof *s->fields) != 0)
         return POL_ERR_NOMEM;
     field = s->nfields;
@@ -1058,13 +1070,6 @@ pol_err pol_session_process(pol_session *s, const char *text, size_t len,
     if ((pe = pol_buf_reserve(&out, len + len / 4 + 64)) != POL_OK)
         goto fail;
 
-    if (e->reference)
-        s->scan.flags = POL_SCAN_TOKEN | POL_SCAN_LT;
-    else if (pol_scan_field(&s->scan, &e->dict, text, len) != 0) {
-        pe = POL_ERR_NOMEM;
-        goto fail;
-    }
-    s->clu_class = -1;
     for (i = 0; i < e->nmark; i++) {
         const pol_marking *m = &e->mark[i];
         int run = 2;

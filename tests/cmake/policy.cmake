@@ -34,7 +34,7 @@ target_compile_options(bench_pol PRIVATE ${TG_CFLAGS})
 target_link_libraries(bench_pol PRIVATE tgpolicy PkgConfig::JANSSON)
 
 if(TG_FUZZ)
-  foreach(h session pack)
+  foreach(h session pack diff)
     add_executable(fuzz_pol_${h} ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_pol_${h}.c)
     target_link_libraries(fuzz_pol_${h} PRIVATE tgpolicy)
     target_link_options(fuzz_pol_${h} PRIVATE -fsanitize=fuzzer)
