@@ -302,6 +302,7 @@ static void run_session(const pol_engine *e, gbuf *out, const char *label,
     const pol_marking_hit *m;
     size_t nd, nm, i, k, dk = 0, mk = 0;
     const char *rule = NULL;
+    int level;
 
     if (s == NULL)
         abort();
@@ -332,8 +333,9 @@ static void run_session(const pol_engine *e, gbuf *out, const char *label,
         free(det.d);
         free(masked);
     }
+    level = pol_session_level(s, &rule);     /* before rule is read */
     gb_printf(out, "%s s%d level%d %s refuse %s total %u\n", label, (int)style,
-              pol_session_level(s, &rule), rule != NULL ? rule : "-",
+              level, rule != NULL ? rule : "-",
               pol_session_refusing_rule(s) != NULL ? pol_session_refusing_rule(s) : "-",
               pol_session_total(s));
     pol_session_free(s);
@@ -420,6 +422,9 @@ static void test_golden_default_pack_output_unchanged(void **state)
         printf("golden line %zu differs\n want: %.*s\n got:  %.*s\n", lineno,
                (int)(we != NULL ? we - w : (long)strlen(w)), w,
                (int)(ge != NULL ? ge - g : (long)strlen(g)), g);
+        free(got);
+        free(want);
+        free(path);
         fail();
     }
     free(got);
