@@ -58,6 +58,9 @@ typedef struct pol_prefilter {
                                   its digits (NULL: any) */
     size_t nsep;
     uint64_t sepa[2];          /* the ASCII ones as a bit mask */
+    uint64_t sepm;             /* bit (c & 63) of each other one: most
+                                  characters that are not separators fail
+                                  this one test */
     unsigned dclass;           /* prefilters with the same gap and separators
                                   share one class: their digit clusters are
                                   computed once per field */

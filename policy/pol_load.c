@@ -487,6 +487,8 @@ static void pol_get_prefilter(pol_loader *ld, const pol_src *src, json_t *o,
                 pf->sep[pf->nsep++] = c;
                 if (c < 0x80)
                     pf->sepa[c >> 6] |= (uint64_t)1 << (c & 63);
+                else
+                    pf->sepm |= (uint64_t)1 << (c & 63);
             }
             if (k < n)
                 pol_report(ld, src->pack, p, 4, "must not contain digits");

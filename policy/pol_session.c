@@ -755,6 +755,8 @@ static int pol_only_seps(const pol_prefilter *pf, const char *text, size_t a, si
         c = c0 & (0xffu >> (l + 1));
         for (k = 1; k < l; k++)
             c = (c << 6) | (t[i + k] & 0x3fu);
+        if (!(pf->sepm & ((uint64_t)1 << (c & 63))))
+            return 0;
         for (k = 0; k < pf->nsep && pf->sep[k] != c; k++)
             ;
         if (k == pf->nsep)
