@@ -128,6 +128,10 @@ struct audit_log {
     /* Read-only after open. */
     audit_keys keys;
     EVP_MAC *mac;
+    /* Keyed once: a copy of one of these is all a MAC needs (no digest
+     * look-up or key schedule per record or per text). */
+    EVP_MAC_CTX *text_tmpl;
+    EVP_MAC_CTX *chain_tmpl;
 };
 
 /* ---- Small helpers ------------------------------------------------------ */
@@ -212,6 +216,44 @@ static int audit_hmac(EVP_MAC *mac, const unsigned char key[32],
         goto fail;
     rc = 0;
 fail:
+    EVP_MAC_CTX_free(ctx);
+    return rc;
+}
+
+/* A keyed HMAC-SHA256 context to copy from.  NULL when OpenSSL cannot
+ * allocate. */
+static EVP_MAC_CTX *audit_hmac_keyed(EVP_MAC *mac, const unsigned char key[32])
+{
+    OSSL_PARAM params[2];
+    EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(mac);
+
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+                                                 (char *)(uintptr_t)"SHA256", 0);
+    params[1] = OSSL_PARAM_construct_end();
+    if (ctx != NULL && !EVP_MAC_init(ctx, key, 32, params)) {
+        EVP_MAC_CTX_free(ctx);
+        ctx = NULL;
+    }
+    return ctx;
+}
+
+/* Same result as audit_hmac with the template's key.  The template is
+ * only read, so workers may share it.  Returns 0 or -1. */
+static int audit_hmac_from(const EVP_MAC_CTX *tmpl, const void *a, size_t alen,
+                           const void *b, size_t blen, const void *c, size_t clen,
+                           unsigned char out[32])
+{
+    EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(tmpl);
+    size_t outl = 0;
+    int rc = -1;
+
+    if (ctx == NULL)
+        return -1;
+    if ((alen == 0 || EVP_MAC_update(ctx, a, alen)) &&
+        (blen == 0 || EVP_MAC_update(ctx, b, blen)) &&
+        (clen == 0 || EVP_MAC_update(ctx, c, clen)) &&
+        EVP_MAC_final(ctx, out, &outl, 32) && outl == 32)
+        rc = 0;
     EVP_MAC_CTX_free(ctx);
     return rc;
 }
@@ -390,7 +432,7 @@ void audit_text_mac(const audit_log *a, const char *text, size_t len,
 {
     unsigned char md[32];
 
-    if (audit_hmac(a->mac, a->keys.text, text, len, NULL, 0, NULL, 0, md) != 0) {
+    if (audit_hmac_from(a->text_tmpl, text, len, NULL, 0, NULL, 0, md) != 0) {
         /* Only when OpenSSL cannot allocate: an empty digest, never a
          * plausible-looking wrong one. */
         out[0] = '\0';
@@ -798,7 +840,7 @@ static int audit_format_one(audit_log *a, json_t *rec, const struct timespec *ts
         json_get_alloc_funcs(&jm, &jf);
         jf(dump);
     }
-    if (audit_hmac(a->mac, a->keys.chain, a->chain, 64, "\n", 1,
+    if (audit_hmac_from(a->chain_tmpl, a->chain, 64, "\n", 1,
                    a->pend + start, a->pend_len - start, md) != 0) {
         a->pend_len = start;
         return -1;
@@ -1253,6 +1295,8 @@ static void audit_free(audit_log *a)
         close(a->fd);
     audit_syslog_close(&a->sys);
     tg_buf_free(&a->sys.backlog);
+    EVP_MAC_CTX_free(a->text_tmpl);
+    EVP_MAC_CTX_free(a->chain_tmpl);
     EVP_MAC_free(a->mac);
     audit_keys_wipe(&a->keys);
     free(a->path);
@@ -1315,6 +1359,10 @@ audit_log *audit_open(const audit_conf *conf, FILE *errs)
         fprintf(errs, "audit: %s\n", err);
         goto fail;
     }
+    a->text_tmpl = audit_hmac_keyed(a->mac, a->keys.text);
+    a->chain_tmpl = audit_hmac_keyed(a->mac, a->keys.chain);
+    if (a->text_tmpl == NULL || a->chain_tmpl == NULL)
+        goto oom;
     if (conf->syslog != NULL) {
         if (audit_syslog_parse(conf->syslog, &a->sys, err, sizeof(err)) != 0) {
             fprintf(errs, "audit: %s\n", err);
