@@ -372,29 +372,9 @@ int auth_append_hash(const char *path, const char *hash, char *err,
         return -1;
     }
     tg_wipe(d, sizeof(d));
-    fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC |
-                    O_NOCTTY | O_NONBLOCK, 0600);
-    if (fd < 0) {
-        if (errno == ELOOP)
-            snprintf(err, errlen, "%s: is a symbolic link (refused for "
-                     "secret files)", path);
-        else
-            snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    fd = secret_open_fd(path, O_RDWR | O_APPEND | O_CREAT, &st, err, errlen);
+    if (fd < 0)
         return -1;
-    }
-    if (fstat(fd, &st) != 0) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        goto fail;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        snprintf(err, errlen, "%s: not a regular file", path);
-        goto fail;
-    }
-    if ((st.st_mode & 077) != 0) {
-        snprintf(err, errlen, "%s: accessible by group or others (mode "
-                 "%04o); chmod 600", path, (unsigned)(st.st_mode & 07777));
-        goto fail;
-    }
     /* Keep one hash per line even if the operator left no final newline. */
     if (st.st_size > 0 && pread(fd, &last, 1, st.st_size - 1) != 1) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));

@@ -17,11 +17,12 @@
  * a symlink as the last component; O_NONBLOCK keeps a FIFO planted in place
  * of the file from blocking start-up (it is then refused as not regular).
  * Returns the descriptor, or -1 with a message in err. */
-static int secret_open(const char *path, char *err, size_t errlen)
+int secret_open_fd(const char *path, int flags, struct stat *out, char *err,
+                   size_t errlen)
 {
     struct stat st;
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY |
-                        O_NONBLOCK);
+    int fd = open(path, flags | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
+                  0600);
 
     if (fd < 0) {
         if (errno == ELOOP)
@@ -46,6 +47,8 @@ static int secret_open(const char *path, char *err, size_t errlen)
                  "chmod 600", path, what, (unsigned)(st.st_mode & 07777));
         goto fail;
     }
+    if (out != NULL)
+        *out = st;
     return fd;
 fail:
     close(fd);
@@ -54,7 +57,7 @@ fail:
 
 int secret_check_file(const char *path, char *err, size_t errlen)
 {
-    int fd = secret_open(path, err, errlen);
+    int fd = secret_open_fd(path, O_RDONLY, NULL, err, errlen);
 
     if (fd < 0)
         return -1;
@@ -69,7 +72,7 @@ char *secret_read(const char *path, char *err, size_t errlen)
     char *out = NULL;
     size_t len = 0;
     ssize_t r;
-    int fd = secret_open(path, err, errlen);
+    int fd = secret_open_fd(path, O_RDONLY, NULL, err, errlen);
 
     tg_buf_init(&b, SECRET_MAX_BYTES);
     if (fd < 0)

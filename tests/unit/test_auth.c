@@ -332,7 +332,7 @@ static void append_refuses_bad_hash_loose_file_and_symlink(void **state)
 
     p = make("app-loose.keys", "", 0644);
     assert_int_equal(auth_append_hash(p, h, err, sizeof(err)), -1);
-    snprintf(expect, sizeof(expect), "%s: accessible by group or others "
+    snprintf(expect, sizeof(expect), "%s: readable by group or others "
              "(mode 0644); chmod 600", p);
     assert_string_equal(err, expect);
 
