@@ -1429,6 +1429,38 @@ static int config_valid_syslog(const char *s)
     return config_parse_port(colon + 1, strlen(colon + 1), &port) == 0;
 }
 
+static void config_admin_section(config_ctx *c, json_t *root, tg_config *cfg)
+{
+    static const char *const keys[] = { "socket", NULL };
+    int bad = 0;
+    json_t *o = config_get_obj(c, root, "admin", &bad);
+    const char *sock = NULL;
+    size_t base;
+
+    if (o == NULL)
+        return;
+    base = config_push(c, "admin");
+    config_check_keys(c, o, keys);
+    if (config_get_str(c, o, "socket", 1, &sock) == 1) {
+        config_str full = { 0 };
+        if (sock[0] == '\0' || strlen(sock) > 100) {
+            config_err_at(c, "socket", "expected a path of 1 to 100 bytes "
+                          "(a UNIX socket address is short)");
+        } else {
+            if (sock[0] != '/') {
+                config_str_add(&full, c->dir, strlen(c->dir));
+                config_str_add(&full, "/", 1);
+            }
+            config_str_add(&full, sock, strlen(sock));
+            if (full.oom)
+                c->oom = 1;
+            else
+                cfg->admin_socket = full.s;
+        }
+    }
+    config_pop(c, base);
+}
+
 static void config_audit_section(config_ctx *c, json_t *root, tg_config *cfg)
 {
     static const char *const keys[] = {
@@ -1888,8 +1920,8 @@ tg_config *config_load(const char *path, FILE *errs)
 tg_config *config_load_opts(const char *path, unsigned flags, FILE *errs)
 {
     static const char *const keys[] = {
-        "workers", "user", "log", "limits", "policy", "audit", "listeners",
-        "upstreams", "clients", NULL
+        "workers", "user", "admin", "log", "limits", "policy", "audit",
+        "listeners", "upstreams", "clients", NULL
     };
     config_ctx c;
     config_scan s;
@@ -1975,6 +2007,7 @@ tg_config *config_load_opts(const char *path, unsigned flags, FILE *errs)
                 cfg->user = config_dup(&c, u);
         }
     }
+    config_admin_section(&c, root, cfg);
     config_log_section(&c, root, cfg);
     config_limits_section(&c, root, cfg);
     config_policy_section(&c, root, cfg);
@@ -2065,6 +2098,7 @@ void config_free(tg_config *cfg)
     free(cfg->audit_key_file);
     free(cfg->audit_syslog);
     free(cfg->user);
+    free(cfg->admin_socket);
     free(cfg->path);
     free(cfg);
 }
@@ -2119,6 +2153,7 @@ int config_print(const tg_config *cfg, FILE *out)
     else
         fprintf(out, "workers: %d\n", cfg->workers);
     fprintf(out, "user: %s\n", cfg->user ? cfg->user : "(unchanged)");
+    fprintf(out, "admin socket: %s\n", cfg->admin_socket ? cfg->admin_socket : "(none)");
     fprintf(out, "log:\n  level: %s\n  syslog: %s\n",
             config_level_name(cfg->log_level),
             cfg->log_syslog ? "true" : "false");

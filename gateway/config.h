@@ -99,6 +99,7 @@ typedef struct tg_config {
     char *path;                 /* file it was loaded from */
     int   workers;              /* 0 = one per CPU */
     char *user;                 /* account to switch to when started as root; NULL: none */
+    char *admin_socket;         /* UNIX socket of the admin plane; NULL: none */
     tg_log_level log_level;
     bool  log_syslog;
 

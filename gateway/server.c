@@ -15,6 +15,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "admin.h"
 #include "audit.h"
 #include "config.h"
 #include "log.h"
@@ -182,6 +183,7 @@ int server_run(const char *config_path)
     tg_runtime *rt;
     worker *workers = NULL;
     audit_log *audit = NULL;
+    admin *ad = NULL;
     audit_conf ac;
     int nworkers = 0, started = 0, rc = 1;
     sigset_t set;
@@ -258,6 +260,11 @@ int server_run(const char *config_path)
         }
         started++;
     }
+    if (rt->cfg->admin_socket != NULL) {
+        ad = admin_start(rt->cfg->admin_socket, workers, started, audit);
+        if (ad == NULL)
+            goto out;
+    }
     log_info("transgate %s serving: %zu listener(s), %d worker(s)", TG_VERSION,
              rt->cfg->n_listeners, nworkers);
     for (;;) {
@@ -289,10 +296,12 @@ int server_run(const char *config_path)
     }
     rc = 0;
 out:
+    admin_set_draining(ad);
     for (int i = 0; i < started; i++)
         worker_drain(&workers[i]);
     for (int i = 0; i < started; i++)
         worker_join(&workers[i]);
+    admin_stop(ad);
     free(workers);
     if (audit != NULL) {
         json_t *ev = json_pack("{s:s, s:s}", "event", "stop", "reason",

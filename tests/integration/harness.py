@@ -230,6 +230,26 @@ class Gateway:
                 conn.close()
 
 
+def admin_get(sock_path, url, timeout=5):
+    """GET url on the admin plane's UNIX socket; (status, body)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(sock_path)
+        s.sendall(("GET %s HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n"
+                   % url).encode())
+        data = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            data += d
+    finally:
+        s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body.decode()
+
+
 class Workdir:
     def __init__(self, prefix="tg-it-"):
         self.path = tempfile.mkdtemp(prefix=prefix)

@@ -232,6 +232,36 @@ class ContentFreeTest(unittest.TestCase):
             w.cleanup()
 
 
+class AdminPlaneTest(unittest.TestCase):
+    def test_health_readiness_and_metrics_on_the_admin_socket(self):
+        w = harness.Workdir()
+        try:
+            gw = gateway(w.path, workers=2)
+            admin = os.path.join(w.path, "admin.sock")
+            gw.config["admin"] = {"socket": admin}
+            with open(gw.config_path, "w") as f:
+                json.dump(gw.config, f)
+            gw.start()
+            self.assertEqual(os.stat(admin).st_mode & 0o777, 0o600)
+            self.assertEqual(harness.admin_get(admin, "/healthz"), (200, '{"status":"ok"}\n'))
+            self.assertEqual(harness.admin_get(admin, "/readyz"), (200, '{"ready":true}\n'))
+            for _ in range(3):
+                gw.request("POST", "/v2/translate", "text=x&target_lang=DE", FORM,
+                           client="office")
+            gw.request("GET", "/nowhere", client="office")
+            st, m = harness.admin_get(admin, "/metrics")
+            self.assertEqual(st, 200)
+            self.assertIn("transgate_requests_total 4\n", m)
+            self.assertIn('transgate_responses_total{class="2xx"} 3\n', m)
+            self.assertIn('transgate_responses_total{class="4xx"} 1\n', m)
+            self.assertIn("transgate_audit_healthy 1\n", m)
+            self.assertEqual(harness.admin_get(admin, "/v2/translate")[0], 404)
+            self.assertEqual(gw.stop(), 0)
+            self.assertFalse(os.path.exists(admin))
+        finally:
+            w.cleanup()
+
+
 class FailureAndRotationTest(unittest.TestCase):
     def test_full_disk_refuses_requests_and_loses_nothing(self):
         """The trail on a small tmpfs that is then filled up: requests are
@@ -248,6 +278,8 @@ class FailureAndRotationTest(unittest.TestCase):
             gw = gateway(w.path, workers=1)
             gw.audit_path = os.path.join(disk, "audit.jsonl")
             gw.config["audit"]["path"] = gw.audit_path
+            admin = os.path.join(w.path, "admin.sock")
+            gw.config["admin"] = {"socket": admin}
             with open(gw.config_path, "w") as f:
                 json.dump(gw.config, f)
             gw.start()
@@ -277,11 +309,17 @@ class FailureAndRotationTest(unittest.TestCase):
             self.assertEqual([r[0] for r in refused], [503, 503, 503], statuses)
             self.assertEqual(json.loads(refused[0][2])["code"], "audit_unavailable")
             self.assertIn("audit: cannot write", gw.diagnostics())
+            # Readiness says so, for the load balancer in front.
+            self.assertEqual(harness.admin_get(admin, "/readyz"),
+                             (503, '{"ready":false,"reason":"audit_unavailable"}\n'))
+            st, metrics = harness.admin_get(admin, "/metrics")
+            self.assertIn("transgate_audit_healthy 0\n", metrics)
             os.unlink(filler)
             deadline = time.monotonic() + 5
             while ok()[0] != 200 and time.monotonic() < deadline:
                 time.sleep(0.2)
             self.assertIn("the trail is healthy", gw.diagnostics())
+            self.assertEqual(harness.admin_get(admin, "/readyz"), (200, '{"ready":true}\n'))
             self.assertEqual(gw.stop(), 0)
             recs = gw.audit_records()
             self.assertEqual([r["seq"] for r in recs], list(range(1, len(recs) + 1)))
