@@ -308,4 +308,9 @@ typedef struct pol_jpath {
 int pol_json_locate(const char *text, size_t len, const pol_jpath *path,
                     size_t depth, int *line, int *col);
 
+/* Grow an array of elements of size sz to hold at least need elements
+ * (capacity doubles).  Returns 0, or -1 on overflow or when out of memory
+ * (the array is left as it was). */
+int pol_grow(void **arr, size_t *cap, size_t need, size_t sz);
+
 #endif

@@ -249,28 +249,11 @@ void pol_scan_free(pol_scan *sc)
     memset(sc, 0, sizeof *sc);
 }
 
-static int pol_scan_grow(void **arr, size_t *cap, size_t need, size_t sz)
-{
-    size_t nc;
-    void *na;
-
-    if (need <= *cap)
-        return 0;
-    nc = *cap ? *cap : 64;
-    while (nc < need)
-        nc *= 2;
-    na = realloc(*arr, nc * sz);
-    if (na == NULL)
-        return -1;
-    *arr = na;
-    *cap = nc;
-    return 0;
-}
 
 static int pol_scan_occ(pol_scan *sc, size_t pos, size_t cp, size_t lit)
 {
     if (sc->nocc == sc->capocc &&
-        pol_scan_grow((void **)&sc->occ, &sc->capocc, sc->nocc + 1, sizeof *sc->occ) != 0)
+        pol_grow((void **)&sc->occ, &sc->capocc, sc->nocc + 1, sizeof *sc->occ) != 0)
         return -1;
     sc->occ[sc->nocc].pos = (uint32_t)pos;
     sc->occ[sc->nocc].cp = (uint32_t)cp;
@@ -331,7 +314,7 @@ static int pol_scan_win(pol_scan *sc, const pol_dict *dc, pol_sstate *st, size_t
         }
     }
     if (sc->ntmp == sc->captmp &&
-        pol_scan_grow((void **)&sc->tmp, &sc->captmp, sc->ntmp + 1, sizeof *sc->tmp) != 0)
+        pol_grow((void **)&sc->tmp, &sc->captmp, sc->ntmp + 1, sizeof *sc->tmp) != 0)
         return -1;
     t = &sc->tmp[sc->ntmp++];
     t->slot = k;
@@ -354,8 +337,8 @@ static int pol_scan_group(pol_scan *sc, const pol_dict *dc)
     pol_sstate *st;
     size_t i, j, u, g;
 
-    if (pol_scan_grow((void **)&sc->slot0, &sc->capslot, dc->nslot + 2, sizeof *sc->slot0) != 0 ||
-        pol_scan_grow((void **)&sc->sst, &sc->capsst, dc->nslot + 1, sizeof *sc->sst) != 0)
+    if (pol_grow((void **)&sc->slot0, &sc->capslot, dc->nslot + 2, sizeof *sc->slot0) != 0 ||
+        pol_grow((void **)&sc->sst, &sc->capsst, dc->nslot + 1, sizeof *sc->sst) != 0)
         return -1;
     st = sc->sst;
     memset(st, 0, (dc->nslot + 1) * sizeof *st);
@@ -403,7 +386,7 @@ static int pol_scan_group(pol_scan *sc, const pol_dict *dc)
     memset(sc->slot0, 0, (dc->nslot + 2) * sizeof *sc->slot0);
     for (i = 0; i < sc->ntmp; i++)
         sc->slot0[sc->tmp[i].slot + 2]++;
-    if (pol_scan_grow((void **)&sc->wocc, &sc->capwocc, sc->ntmp + 1, sizeof *sc->wocc) != 0)
+    if (pol_grow((void **)&sc->wocc, &sc->capwocc, sc->ntmp + 1, sizeof *sc->wocc) != 0)
         return -1;
     /* slot0[k + 2] holds the count of slot k; make slot0[k + 1] the start
      * of slot k, fill through it, and it ends as the start of slot k + 1. */
@@ -425,7 +408,7 @@ static int pol_scan_group(pol_scan *sc, const pol_dict *dc)
             dig[ndig - 1].n++;                                         \
         } else {                                                       \
             if (ndig == sc->capdig) {                                  \
-                if (pol_scan_grow((void **)&sc->dig, &sc->capdig, ndig + 1, \
+                if (pol_grow((void **)&sc->dig, &sc->capdig, ndig + 1, \
                                   sizeof *sc->dig) != 0)               \
                     return -1;                                         \
                 dig = sc->dig;                                         \

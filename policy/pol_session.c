@@ -168,8 +168,7 @@ static pol_err pol_buf_adds(pol_buf *b, const char *s)
     return pol_buf_add(b, s, strlen(s));
 }
 
-/* Grow an array of elements of size sz to hold need; 0 or -1. */
-static int pol_grow(void **arr, size_t *cap, size_t need, size_t sz)
+int pol_grow(void **arr, size_t *cap, size_t need, size_t sz)
 {
     size_t nc;
     void *na;
@@ -177,8 +176,13 @@ static int pol_grow(void **arr, size_t *cap, size_t need, size_t sz)
     if (need <= *cap)
         return 0;
     nc = *cap ? *cap : 16;
-    while (nc < need)
+    while (nc < need) {
+        if (nc > SIZE_MAX / 2)
+            return -1;
         nc *= 2;
+    }
+    if (nc > SIZE_MAX / sz)
+        return -1;
     na = realloc(*arr, nc * sz);
     if (na == NULL)
         return -1;

@@ -5,27 +5,18 @@ set(TG_IT_ENV
   "TG_TRANSGATE=$<TARGET_FILE:transgate>"
   "TG_STUB_VENDOR=$<TARGET_FILE:stub_vendor>")
 
-add_test(NAME gateway_e2e
-  COMMAND ${TG_PYTHON3} ${PROJECT_SOURCE_DIR}/tests/integration/test_gateway.py)
-set_tests_properties(gateway_e2e PROPERTIES LABELS integration TIMEOUT 300
-  ENVIRONMENT "${TG_IT_ENV}")
-
-add_test(NAME gateway_apertium
-  COMMAND ${TG_PYTHON3} ${PROJECT_SOURCE_DIR}/tests/integration/test_apertium.py)
-set_tests_properties(gateway_apertium PROPERTIES LABELS integration TIMEOUT 300
-  ENVIRONMENT "${TG_IT_ENV}")
-
-add_test(NAME gateway_policy
-  COMMAND ${TG_PYTHON3} ${PROJECT_SOURCE_DIR}/tests/integration/test_policy_gateway.py)
-set_tests_properties(gateway_policy PROPERTIES LABELS integration TIMEOUT 300
-  ENVIRONMENT "${TG_IT_ENV}")
-
-add_test(NAME gateway_tls_access
-  COMMAND ${TG_PYTHON3} ${PROJECT_SOURCE_DIR}/tests/integration/test_tls_access.py)
-set_tests_properties(gateway_tls_access PROPERTIES LABELS integration TIMEOUT 600
-  ENVIRONMENT "${TG_IT_ENV}")
-
-add_test(NAME gateway_audit
-  COMMAND ${TG_PYTHON3} ${PROJECT_SOURCE_DIR}/tests/integration/test_audit_gateway.py)
-set_tests_properties(gateway_audit PROPERTIES LABELS integration TIMEOUT 300
-  ENVIRONMENT "${TG_IT_ENV}")
+# name, script under tests/integration/, timeout in seconds
+foreach(it
+    "gateway_e2e;test_gateway.py;300"
+    "gateway_apertium;test_apertium.py;300"
+    "gateway_policy;test_policy_gateway.py;300"
+    "gateway_tls_access;test_tls_access.py;600"
+    "gateway_audit;test_audit_gateway.py;300")
+  list(GET it 0 name)
+  list(GET it 1 script)
+  list(GET it 2 timeout)
+  add_test(NAME ${name}
+    COMMAND ${TG_PYTHON3} ${PROJECT_SOURCE_DIR}/tests/integration/${script})
+  set_tests_properties(${name} PROPERTIES LABELS integration TIMEOUT ${timeout}
+    ENVIRONMENT "${TG_IT_ENV}")
+endforeach()

@@ -20,6 +20,18 @@ STUB_VENDOR = os.environ.get("TG_STUB_VENDOR", "")
 CERTS_TOOL = os.path.join(SOURCE_DIR, "certs", "tg-certs")
 
 
+def stop_process(proc, log):
+    """SIGTERM, then SIGKILL after 5 s; closes the process's log file."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    log.close()
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -86,14 +98,7 @@ class StubVendor:
             return [json.loads(line) for line in f if line.strip()]
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
+        stop_process(self.proc, self.log)
 
 
 class Apertium:
@@ -110,14 +115,7 @@ class Apertium:
         wait_port(self.port, self.proc, timeout=60)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
+        stop_process(self.proc, self.log)
 
 
 class Gateway:
