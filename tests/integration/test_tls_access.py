@@ -469,6 +469,93 @@ class NetworkAndLimitTest(unittest.TestCase):
         self.assertEqual(json.loads(body), {"character_count": 8, "character_limit": 10})
 
 
+class ConnectProxy:
+    """A minimal HTTP CONNECT proxy on loopback that records what it was
+    asked for and relays bytes it cannot read (TLS end to end)."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.requests = []
+        self.relayed = b""
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+    def pipe(self, src, dst, keep):
+        try:
+            while True:
+                d = src.recv(65536)
+                if not d:
+                    break
+                if keep:
+                    self.relayed += d
+                dst.sendall(d)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def serve(self, c):
+        head = b""
+        while b"\r\n\r\n" not in head:
+            d = c.recv(4096)
+            if not d:
+                c.close()
+                return
+            head += d
+        line = head.split(b"\r\n")[0].decode()
+        self.requests.append(line)
+        method, target, _ = line.split(" ", 2)
+        host, port = target.rsplit(":", 1)
+        up = socket.create_connection(("127.0.0.1" if host == "localhost" else host, int(port)))
+        c.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        threading.Thread(target=self.pipe, args=(up, c, False), daemon=True).start()
+        self.pipe(c, up, True)
+
+    def close(self):
+        self.sock.close()
+
+
+class ProxyTest(unittest.TestCase):
+    def test_vendor_leg_through_an_egress_proxy_stays_tls_end_to_end(self):
+        proxy = ConnectProxy()
+        w = harness.Workdir()
+        try:
+            gw = harness.Gateway(w.path, CERTS, upstreams=[
+                stub_upstream(proxy="http://127.0.0.1:%d" % proxy.port)],
+                clients=[{"name": "t", "upstream": "stub"}], workers=1).start()
+            st, _, body = gw.request("POST", "/v2/translate",
+                                     "text=through%20the%20proxy&target_lang=DE", FORM,
+                                     client="t")
+            self.assertEqual(st, 200, body)
+            self.assertEqual(json.loads(body)["translations"][0]["text"],
+                             "[DE] THROUGH THE PROXY")
+            self.assertEqual(proxy.requests, ["CONNECT localhost:%d HTTP/1.1" % STUB.port])
+            # The proxy relayed a TLS session: neither the text nor the
+            # vendor key crossed it in clear.
+            self.assertGreater(len(proxy.relayed), 0)
+            self.assertEqual(proxy.relayed[0], 0x16)     # TLS handshake record
+            self.assertNotIn(b"through the proxy", proxy.relayed)
+            self.assertNotIn(VENDOR_KEY.encode(), proxy.relayed)
+            self.assertEqual(gw.stop(), 0)
+        finally:
+            proxy.close()
+            w.cleanup()
+
+
 class VendorCertificateTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
