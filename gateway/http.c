@@ -18,9 +18,6 @@
 #include "tls_front.h"
 #include "upstream.h"
 
-#define container_of(p, type, member) \
-    ((type *)(void *)((char *)(p) - offsetof(type, member)))
-
 #define RESP_CAP (64u << 20)
 
 typedef enum http_route {

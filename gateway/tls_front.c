@@ -20,9 +20,6 @@
 #include "log.h"
 #include "tg_buf.h"
 
-#define container_of(p, type, member) \
-    ((type *)(void *)((char *)(p) - offsetof(type, member)))
-
 static void conn_pump(front_conn *c);
 
 /* Wipe what a relay buffer held and give it back to the worker's pool

@@ -10,9 +10,6 @@
 #include "log.h"
 #include "tg_buf.h"
 
-#define container_of(p, type, member) \
-    ((type *)(void *)((char *)(p) - offsetof(type, member)))
-
 /* A vendor reply larger than this is refused; translations are at most a
  * few times their source and requests are capped by max_body_bytes. */
 #define REPLY_CAP_MIN (1u << 20)

@@ -13,35 +13,29 @@
 #include "tls_front.h"
 #include "upstream.h"
 
-#define container_of(p, type, member) \
-    ((type *)(void *)((char *)(p) - offsetof(type, member)))
-
-int worker_watch(worker *w, int fd, uint32_t events, ev_handler *h)
+static int watch_ctl(worker *w, int op, int fd, uint32_t events, ev_handler *h)
 {
     struct epoll_event ev;
 
     memset(&ev, 0, sizeof(ev));
     ev.events = events;
     ev.data.ptr = h;
-    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
-        log_warn("worker %d: epoll add: %s", w->id, strerror(errno));
+    if (epoll_ctl(w->epfd, op, fd, &ev) != 0) {
+        log_warn("worker %d: epoll %s: %s", w->id,
+                 op == EPOLL_CTL_ADD ? "add" : "modify", strerror(errno));
         return -1;
     }
     return 0;
 }
 
+int worker_watch(worker *w, int fd, uint32_t events, ev_handler *h)
+{
+    return watch_ctl(w, EPOLL_CTL_ADD, fd, events, h);
+}
+
 int worker_rewatch(worker *w, int fd, uint32_t events, ev_handler *h)
 {
-    struct epoll_event ev;
-
-    memset(&ev, 0, sizeof(ev));
-    ev.events = events;
-    ev.data.ptr = h;
-    if (epoll_ctl(w->epfd, EPOLL_CTL_MOD, fd, &ev) != 0) {
-        log_warn("worker %d: epoll modify: %s", w->id, strerror(errno));
-        return -1;
-    }
-    return 0;
+    return watch_ctl(w, EPOLL_CTL_MOD, fd, events, h);
 }
 
 void worker_unwatch(worker *w, int fd)

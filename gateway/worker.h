@@ -7,10 +7,15 @@
 #define TG_WORKER_H
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "runtime.h"
 #include "timer.h"
+
+/* The object that embeds member `member` of type `type` at p. */
+#define container_of(p, type, member) \
+    ((type *)(void *)((char *)(p) - offsetof(type, member)))
 
 /* Anything registered with the worker's epoll embeds one of these; the
  * epoll data pointer points at it. */

@@ -298,6 +298,17 @@ static char *pol_get_str(pol_loader *ld, const pol_src *src, json_t *obj,
     return s;
 }
 
+/* An entry's "id": required, 1-64 of [A-Za-z0-9._-] starting alphanumeric.
+ * Returns the new string (NULL when absent); a bad one is reported. */
+static char *pol_get_id(pol_loader *ld, const pol_src *src, json_t *o)
+{
+    char *id = pol_get_str(ld, src, o, "id", 1);
+
+    if (id != NULL && !pol_id_ok(id))
+        pol_report_entry(ld, src, "id", "must be 1-64 of [A-Za-z0-9._-], starting alphanumeric");
+    return id;
+}
+
 /* Optional integer member in [lo, hi]; returns def when absent. */
 static long pol_get_int(pol_loader *ld, const pol_src *src, json_t *obj,
                         const char *key, long lo, long hi, long def)
@@ -530,9 +541,7 @@ static void pol_parse_detector(pol_loader *ld, const pol_src *src, json_t *o,
     memset(d, 0, sizeof *d);
     d->src = *src;
     pol_check_keys(ld, src, o, keys);
-    d->id = pol_get_str(ld, src, o, "id", 1);
-    if (d->id != NULL && !pol_id_ok(d->id))
-        pol_report_entry(ld, src, "id", "must be 1-64 of [A-Za-z0-9._-], starting alphanumeric");
+    d->id = pol_get_id(ld, src, o);
     *enabled = pol_get_bool(ld, src, o, "enabled", 1);
     if (!*enabled)
         return;
@@ -680,9 +689,7 @@ static void pol_parse_marking(pol_loader *ld, const pol_src *src, json_t *o,
     memset(m, 0, sizeof *m);
     m->src = *src;
     pol_check_keys(ld, src, o, keys);
-    m->id = pol_get_str(ld, src, o, "id", 1);
-    if (m->id != NULL && !pol_id_ok(m->id))
-        pol_report_entry(ld, src, "id", "must be 1-64 of [A-Za-z0-9._-], starting alphanumeric");
+    m->id = pol_get_id(ld, src, o);
     *enabled = pol_get_bool(ld, src, o, "enabled", 1);
     if (!*enabled)
         return;
@@ -704,9 +711,7 @@ static void pol_parse_allow(pol_loader *ld, const pol_src *src, json_t *o,
     memset(a, 0, sizeof *a);
     a->src = *src;
     pol_check_keys(ld, src, o, keys);
-    a->id = pol_get_str(ld, src, o, "id", 1);
-    if (a->id != NULL && !pol_id_ok(a->id))
-        pol_report_entry(ld, src, "id", "must be 1-64 of [A-Za-z0-9._-], starting alphanumeric");
+    a->id = pol_get_id(ld, src, o);
     *enabled = pol_get_bool(ld, src, o, "enabled", 1);
     if (!*enabled)
         return;
