@@ -4,7 +4,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 
-#include <microhttpd.h>
 #include <openssl/rand.h>
 
 #include "access.h"
@@ -30,7 +29,6 @@ typedef enum http_route {
 typedef struct http_req {
     worker *w;
     const tg_runtime *rt;        /* snapshot this request runs under (a reference) */
-    struct MHD_Connection *conn;
     front_conn *fc;              /* weak: cleared when the terminal leaves */
     char id[33];
     http_route route;
@@ -40,14 +38,20 @@ typedef struct http_req {
     int kind_ok;
     tg_buf body;
     int too_large;
-    int suspended;
-    int aborted;
+    int keep_alive;              /* the terminal may send another request */
+    int close;                   /* close the connection after the answer */
+    int has_length;              /* the head declared Content-Length */
+    unsigned long long length;   /* its value */
+    int lang_type_arg;           /* 1: type given in the query, -1: malformed */
+    char lang_type_q[8];
     upstream_job *job;
     tg_translate_req treq;
     int lang_type;
-    /* Response prepared while suspended, queued when MHD calls back. */
+    /* The answer, once prepared; written by the front (deliver). */
     unsigned resp_status;
-    struct MHD_Response *resp;
+    int resp_ready;
+    int delivered;               /* handed to the front */
+    tg_buf resp;
     uint64_t t0;
     pol_session *pol;            /* masking state; NULL until policy ran */
     int masked;                  /* placeholders were sent: restore replies */
@@ -77,53 +81,17 @@ typedef struct http_req {
 /* ------------------------------------------------------------------ */
 /* Responses                                                            */
 
-static void wipe_free(void *p)
-{
-    /* Response bodies may hold restored personal data. */
-    char *s = p;
-    if (s != NULL) {
-        tg_wipe(s, strlen(s));
-        free(s);
-    }
-}
-
-static struct MHD_Response *make_response(http_req *r, tg_buf *body)
-{
-    struct MHD_Response *resp;
-    size_t len;
-    char *data = tg_buf_steal(body, &len);
-
-    if (data == NULL) {
-        data = strdup("");
-        len = 0;
-        if (data == NULL)
-            return NULL;
-    }
-    resp = MHD_create_response_from_buffer_with_free_callback(len, data, wipe_free);
-    if (resp == NULL) {
-        wipe_free(data);
-        return NULL;
-    }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                            "application/json; charset=utf-8");
-    MHD_add_response_header(resp, "X-Request-Id", r->id);
-    MHD_add_response_header(resp, "Cache-Control", "no-store");
-    if (r->w->state != WORKER_RUNNING)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-    return resp;
-}
-
-/* Prepare a response: queued at once when MHD is in the handler for this
- * request (not suspended), else stored until the resumed call. */
+/* Prepare the answer (body as the DeepL API defines it); deliver() writes
+ * it.  Takes body's contents. */
 static void set_response(http_req *r, unsigned status, tg_buf *body)
 {
-    if (r->resp != NULL)
-        MHD_destroy_response(r->resp);
-    r->resp = make_response(r, body);
+    tg_buf_free(&r->resp);
+    r->resp = *body;
+    tg_buf_init(body, body->cap);
     r->resp_status = status;
+    r->resp_ready = 1;
     if (status < 400)
         r->reason = "ok";
-    tg_buf_free(body);
 }
 
 static void set_error(http_req *r, unsigned status, const char *msg,
@@ -138,30 +106,52 @@ static void set_error(http_req *r, unsigned status, const char *msg,
     r->reason = code;
 }
 
-static enum MHD_Result queue_prepared(http_req *r)
+/* Hand the prepared answer to the front, with the head in front of the
+ * body in one buffer (one TLS record, one write for a usual answer).
+ * Does nothing before an answer is prepared, or twice.  Cannot fail: when
+ * memory runs out the connection is closed unanswered. */
+static void deliver(http_req *r)
 {
-    enum MHD_Result rc;
-    unsigned cls;
+    front_conn *fc = r->fc;
+    char head[320], date[30];
+    tg_buf out;
+    int n, close;
+    unsigned cls = r->resp_status / 100;
+    size_t blen = r->resp.len;
 
-    if (r->resp == NULL)
-        return MHD_NO;
-    rc = MHD_queue_response(r->conn, r->resp_status, r->resp);
-    MHD_destroy_response(r->resp);
-    r->resp = NULL;
-    cls = r->resp_status / 100;
+    if (!r->resp_ready || r->delivered || fc == NULL)
+        return;
+    r->delivered = 1;
+    close = r->close || !r->keep_alive || r->w->state != WORKER_RUNNING;
+    h1_date(date);
+    /* No Server header: no version banner. */
+    n = snprintf(head, sizeof(head),
+                 "HTTP/1.1 %u %s\r\n"
+                 "Date: %.29s\r\n"
+                 "Content-Type: application/json; charset=utf-8\r\n"
+                 "Content-Length: %zu\r\n"
+                 "X-Request-Id: %s\r\n"
+                 "Cache-Control: no-store\r\n"
+                 "%s\r\n",
+                 r->resp_status, h1_reason(r->resp_status), date, blen, r->id,
+                 close ? "Connection: close\r\n" : "");
+    tg_buf_init(&out, (size_t)n + blen + 1);
+    if (n < 0 || (size_t)n >= sizeof(head) || tg_buf_add(&out, head, (size_t)n) != 0 ||
+        (blen > 0 && tg_buf_add(&out, r->resp.data, blen) != 0)) {
+        tg_buf_free(&out);
+        tg_buf_free(&r->resp);
+        log_warn("request %s: out of memory writing the answer", r->id);
+        front_respond(fc, NULL, 0, 1);
+        return;
+    }
+    tg_buf_free(&r->resp);
     if (cls < 6)
         r->w->stats.responses_by_class[cls]++;
     log_debug("request %s: %u", r->id, r->resp_status);
-    return rc;
-}
-
-static void resume(http_req *r)
-{
-    if (r->suspended) {
-        r->suspended = 0;
-        MHD_resume_connection(r->conn);
-        /* MHD does not wake an external loop on resume. */
-        r->w->mhd_run_pending = 1;
+    {
+        size_t len;
+        char *bytes = tg_buf_steal(&out, &len);
+        front_respond(fc, bytes, len, close);
     }
 }
 
@@ -284,7 +274,7 @@ done:
     api_translate_req_free(&r->treq);
     pol_session_free(r->pol);
     r->pol = NULL;
-    resume(r);
+    deliver(r);
 }
 
 static void on_languages_done(void *arg, upstream_err err,
@@ -317,7 +307,7 @@ static void on_languages_done(void *arg, upstream_err err,
         set_error(r, 502, adapter_strerror(aerr), "vendor_bad_reply");
     }
 done:
-    resume(r);
+    deliver(r);
 }
 
 /* ------------------------------------------------------------------ */
@@ -356,8 +346,6 @@ static int start_job(http_req *r, const rt_upstream *up, adapter_http *reqs,
         return -1;
     }
     r->w->n_inflight++;
-    r->suspended = 1;
-    MHD_suspend_connection(r->conn);
     return 0;
 }
 
@@ -628,9 +616,15 @@ fail:
 static void handle_languages(http_req *r)
 {
     const rt_upstream *up = client_upstream(r);
-    const char *type = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "type");
+    const char *type = r->lang_type_arg > 0 ? r->lang_type_q : NULL;
     adapter_http *req;
     adapter_err aerr;
+
+    if (r->lang_type_arg < 0) {
+        set_error(r, 400, "Bad request: parameter 'type' must be source or target",
+                  "malformed_request");
+        return;
+    }
 
     /* POST /v2/languages carries type in a form body. */
     if (type == NULL && r->is_post && r->body.len > 0) {
@@ -682,21 +676,21 @@ static void handle_usage(http_req *r)
 
 /* Checks that need only the request line and headers.  Returns 0 to go on
  * reading the body, -1 when a response has been prepared. */
-static int check_headers(http_req *r, const char *url, const char *method)
+static int check_headers(http_req *r, const h1_head *h)
 {
     const tg_runtime *rt = r->rt;
-    const char *auth, *cl, *ct, *key = NULL;
+    const char *auth, *ct, *key = NULL;
     size_t keylen = 0;
     int claimed = -1;
     access_err ae;
-    int is_get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
+    int is_get = strcmp(h->method, "GET") == 0;
 
-    r->is_post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
-    if (strcmp(url, "/v2/translate") == 0)
+    r->is_post = strcmp(h->method, "POST") == 0;
+    if (strcmp(h->path, "/v2/translate") == 0)
         r->route = ROUTE_TRANSLATE;
-    else if (strcmp(url, "/v2/languages") == 0)
+    else if (strcmp(h->path, "/v2/languages") == 0)
         r->route = ROUTE_LANGUAGES;
-    else if (strcmp(url, "/v2/usage") == 0)
+    else if (strcmp(h->path, "/v2/usage") == 0)
         r->route = ROUTE_USAGE;
     /* Never the path as sent: it is the terminal's text. */
     r->endpoint = r->route == ROUTE_TRANSLATE ? "/v2/translate"
@@ -710,14 +704,15 @@ static int check_headers(http_req *r, const char *url, const char *method)
         set_error(r, 405, "Method not allowed", "method_not_allowed");
         return -1;
     }
-    auth = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-                                       MHD_HTTP_HEADER_AUTHORIZATION);
+    if (r->route == ROUTE_LANGUAGES) {
+        long n = h1_query_arg(h->query, "type", r->lang_type_q, sizeof(r->lang_type_q));
+        r->lang_type_arg = n >= 0 ? 1 : n == -1 ? 0 : -1;
+    }
+    auth = h1_field_get(h, "Authorization");
     if (auth != NULL && strncmp(auth, "DeepL-Auth-Key ", 15) == 0) {
         key = auth + 15;
         keylen = strlen(key);
     }
-    if (r->fc == NULL)
-        return -1;   /* the terminal has already gone */
     ae = access_identify(rt, key, keylen, r->fc->has_cert ? r->fc->cert_cn : NULL,
                          (const struct sockaddr *)&r->fc->peer, &claimed);
     if (ae != ACCESS_OK) {
@@ -750,18 +745,11 @@ static int check_headers(http_req *r, const char *url, const char *method)
                   "draining");
         return -1;
     }
-    cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (cl != NULL) {
-        char *end = NULL;
-        unsigned long long v = strtoull(cl, &end, 10);
-        if (end == cl || *end != '\0' || v > rt->cfg->max_body_bytes) {
-            set_error(r, 413, "Request body too large", "body_too_large");
-            return -1;
-        }
+    if (h->has_length && h->length > rt->cfg->max_body_bytes) {
+        set_error(r, 413, "Request body too large", "body_too_large");
+        return -1;
     }
-    ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-                                     MHD_HTTP_HEADER_CONTENT_TYPE);
+    ct = h1_field_get(h, "Content-Type");
     r->kind_ok = api_body_kind_from_content_type(ct, &r->kind) == 0;
     return 0;
 }
@@ -776,110 +764,120 @@ static size_t discard_cap(const http_req *r)
 /* May the rest of this refused request be read before answering? */
 static int body_discardable(const http_req *r)
 {
-    const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
-    char *end = NULL;
-    unsigned long long v;
-
-    if (!r->is_post)
-        return 0;
-    if (cl == NULL)
-        return 1;   /* chunked: bounded by discard_cap as it arrives */
-    v = strtoull(cl, &end, 10);
-    return end != cl && *end == '\0' && v <= discard_cap(r);
+    if (!r->has_length)
+        return 1;   /* chunked (bounded by discard_cap as it arrives) or none */
+    return r->length <= discard_cap(r);
 }
 
-static void new_request_id(char out[33])
+/* Request ids: unique and unguessable enough to correlate, not secrets.
+ * A random prefix per worker (drawn once) and a counter: no system call
+ * per request (RAND_bytes checks the process id on every call). */
+static void new_request_id(worker *w, char out[33])
 {
-    unsigned char raw[16];
     static const char hex[] = "0123456789abcdef";
+    uint64_t v[2];
+    const unsigned char *raw = (const unsigned char *)v;
 
-    if (RAND_bytes(raw, sizeof(raw)) != 1)
-        memset(raw, 0, sizeof(raw));
-    for (size_t i = 0; i < sizeof(raw); i++) {
+    if (w->id_prefix == 0 && RAND_bytes((unsigned char *)&w->id_prefix,
+                                        sizeof(w->id_prefix)) != 1)
+        w->id_prefix = tg_now_ms() ^ ((uint64_t)w->id << 56);
+    v[0] = w->id_prefix;
+    v[1] = ++w->id_counter;
+    for (size_t i = 0; i < sizeof(v); i++) {
         out[2 * i] = hex[raw[i] >> 4];
         out[2 * i + 1] = hex[raw[i] & 15];
     }
     out[32] = '\0';
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
-                                  const char *url, const char *method,
-                                  const char *version, const char *upload_data,
-                                  size_t *upload_data_size, void **con_cls)
+/* A new request on c (the connection's identity is copied, not kept). */
+static http_req *req_new(front_conn *c)
 {
-    worker *w = cls;
-    http_req *r = *con_cls;
+    worker *w = c->w;
+    http_req *r = calloc(1, sizeof(*r));
 
-    (void)version;
-    if (r == NULL) {
-        const union MHD_ConnectionInfo *ci;
-        r = calloc(1, sizeof(*r));
-        if (r == NULL)
-            return MHD_NO;
-        r->w = w;
-        r->rt = runtime_ref(w->rt);
-        r->conn = conn;
-        r->client = -1;
-        r->t0 = tg_now_ms();
-        tg_buf_init(&r->body, w->rt->cfg->max_body_bytes);
-        new_request_id(r->id);
-        ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-        if (ci != NULL && ci->socket_context != NULL) {
-            r->fc = ci->socket_context;
-            r->fc->req = r;
-        }
-        *con_cls = r;
-        w->n_active++;
-        w->stats.requests++;
-        r->upstream = -1;
-        r->endpoint = "other";
-        r->reason = "incomplete";
-        if (r->fc != NULL) {
-            snprintf(r->source, sizeof(r->source), "%s", r->fc->peer_str);
-            if (r->fc->has_cert)
-                memcpy(r->cert_fp, r->fc->cert_sha256, sizeof(r->cert_fp));
-        }
-        /* No exchange without its record: the slot is taken before
-         * anything else happens. */
-        if (w->audit != NULL && audit_reserve(w->audit) != 0) {
-            set_error(r, 503, "The gateway cannot record requests at the moment; "
-                      "retry later", "audit_unavailable");
-            return queue_prepared(r);
-        }
-        r->audit_reserved = w->audit != NULL;
-        if (check_headers(r, url, method) != 0) {
-            /* Answer after reading the body when it is of a reasonable
-             * size, so the terminal is not cut off mid-send and sees the
-             * error; a huge declared body is answered (and the connection
-             * closed) at once. */
-            if (body_discardable(r))
-                return MHD_YES;
-            return queue_prepared(r);
-        }
-        return MHD_YES;
+    if (r == NULL)
+        return NULL;
+    r->w = w;
+    r->rt = runtime_ref(w->rt);
+    r->fc = c;
+    c->req = r;
+    r->client = -1;
+    r->upstream = -1;
+    r->t0 = tg_now_ms();
+    tg_buf_init(&r->body, w->rt->cfg->max_body_bytes);
+    tg_buf_init(&r->resp, RESP_CAP);
+    new_request_id(w, r->id);
+    w->n_active++;
+    w->stats.requests++;
+    r->endpoint = "other";
+    r->reason = "incomplete";
+    snprintf(r->source, sizeof(r->source), "%s", c->peer_str);
+    if (c->has_cert)
+        memcpy(r->cert_fp, c->cert_sha256, sizeof(r->cert_fp));
+    /* No exchange without its record: the slot is taken before anything
+     * else happens. */
+    if (w->audit != NULL && audit_reserve(w->audit) != 0) {
+        set_error(r, 503, "The gateway cannot record requests at the moment; "
+                  "retry later", "audit_unavailable");
+        return r;
     }
-    if (r->aborted)
-        return MHD_NO;
-    if (*upload_data_size > 0) {
-        if (r->resp == NULL && !r->too_large) {
-            if (tg_buf_add(&r->body, upload_data, *upload_data_size) != 0)
-                r->too_large = 1;   /* chunked bodies have no Content-Length */
-        } else {
-            r->discarded += *upload_data_size;
-            if (r->discarded > discard_cap(r))
-                return MHD_NO;
-        }
-        *upload_data_size = 0;
-        return MHD_YES;
+    r->audit_reserved = w->audit != NULL;
+    return r;
+}
+
+http_req *http_begin(front_conn *c, const h1_head *h, http_next *next)
+{
+    http_req *r = req_new(c);
+
+    *next = HTTP_READ_BODY;
+    if (r == NULL)
+        return NULL;
+    r->keep_alive = h->keep_alive;
+    r->has_length = h->has_length;
+    r->length = h->length;
+    if (r->resp_ready || check_headers(r, h) != 0) {
+        /* Answer after reading the body when it is of a reasonable size,
+         * so the terminal is not cut off mid-send and sees the error; a
+         * huge declared body is answered (and the connection closed) at
+         * once, and so is a terminal waiting for "100 Continue", which
+         * must not send its body at all. */
+        if (body_discardable(r) && !h->expect_continue)
+            return r;
+        r->close = 1;
+        deliver(r);
+        *next = HTTP_RESPONDED;
     }
-    if (r->resp != NULL)
-        return queue_prepared(r);
-    if (r->suspended)
-        return MHD_YES;
+    return r;
+}
+
+int http_body(http_req *r, const char *p, size_t n)
+{
+    if (!r->resp_ready && !r->too_large) {
+        if (tg_buf_add(&r->body, p, n) == 0)
+            return 0;
+        r->too_large = 1;   /* chunked bodies have no Content-Length */
+    }
+    r->discarded += n;
+    if (r->discarded <= discard_cap(r))
+        return 0;
+    if (!r->resp_ready)
+        set_error(r, 413, "Request body too large", "body_too_large");
+    r->close = 1;
+    deliver(r);
+    return -1;
+}
+
+void http_body_end(http_req *r)
+{
+    if (r->resp_ready) {
+        deliver(r);
+        return;
+    }
     if (r->too_large) {
         set_error(r, 413, "Request body too large", "body_too_large");
-        return queue_prepared(r);
+        deliver(r);
+        return;
     }
     switch (r->route) {
     case ROUTE_TRANSLATE:
@@ -895,9 +893,46 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         set_error(r, 404, "Not found", "not_found");
         break;
     }
-    if (r->suspended)
-        return MHD_YES;
-    return queue_prepared(r);
+    if (r->job == NULL)
+        deliver(r);
+}
+
+void http_bad_body(http_req *r)
+{
+    tg_buf_free(&r->body);
+    set_error(r, 400, "Bad request: malformed chunked body", "malformed_http");
+    r->close = 1;
+    deliver(r);
+}
+
+/* Error codes for heads the codec refused (docs/api.md). */
+static const char *reject_code(h1_err e)
+{
+    switch (h1_status(e)) {
+    case 431: return "header_too_large";
+    case 501: return "not_implemented";
+    case 505: return "http_version_not_supported";
+    default:  return "malformed_http";
+    }
+}
+
+void http_reject(front_conn *c, h1_err e)
+{
+    http_req *r = req_new(c);
+    char msg[96];
+
+    if (r == NULL) {
+        front_respond(c, NULL, 0, 1);
+        return;
+    }
+    r->close = 1;
+    if (!r->resp_ready) {
+        /* The codec's reason is fixed text: nothing of the request. */
+        snprintf(msg, sizeof(msg), "Bad request: %s", h1_strerror(e));
+        set_error(r, h1_status(e), msg, reject_code(e));
+    }
+    log_debug("request %s: refused: %s", r->id, h1_strerror(e));
+    deliver(r);
 }
 
 static json_t *str_or_null(const char *s)
@@ -906,13 +941,13 @@ static json_t *str_or_null(const char *s)
 }
 
 /* The exchange's audit record (metadata only; see docs/audit.md). */
-static json_t *exchange_record(http_req *r, enum MHD_RequestTerminationCode toe)
+static json_t *exchange_record(http_req *r, int delivered)
 {
     const tg_config *cfg = r->rt->cfg;
     const char *decision, *reason = r->reason;
     json_t *rec;
 
-    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK || r->resp_status == 0) {
+    if (!delivered || r->resp_status == 0) {
         /* The answer did not reach the terminal in full: it left, or the
          * connection broke.  (A terminal that hangs up right after reading
          * a complete answer is not this case.) */
@@ -957,28 +992,23 @@ static json_t *exchange_record(http_req *r, enum MHD_RequestTerminationCode toe)
     return rec;
 }
 
-static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-                         enum MHD_RequestTerminationCode toe)
+void http_finish(http_req *r, int delivered)
 {
-    worker *w = cls;
-    http_req *r = *con_cls;
+    worker *w = r->w;
 
-    (void)conn;
-    if (r == NULL)
-        return;
     if (r->job != NULL) {
         upstream_cancel(w->up, r->job);
+        r->job = NULL;
         w->n_inflight--;
     }
     if (r->fc != NULL && r->fc->req == r)
         r->fc->req = NULL;
-    if (r->resp != NULL)
-        MHD_destroy_response(r->resp);
     api_translate_req_free(&r->treq);
     pol_session_free(r->pol);
     tg_buf_free(&r->body);
+    tg_buf_free(&r->resp);
     if (r->audit_reserved)
-        audit_commit(w->audit, exchange_record(r, toe));
+        audit_commit(w->audit, exchange_record(r, delivered));
     json_decref(r->text_macs);
     json_decref(r->detections);
     if (r->entered)
@@ -986,118 +1016,18 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     runtime_unref(r->rt);
     w->n_active--;
     free(r);
-    *con_cls = NULL;
 }
 
 void http_abort(http_req *r)
 {
-    worker *w = r->w;
-
-    r->fc = NULL;
-    r->aborted = 1;
-    if (r->job != NULL) {
-        upstream_cancel(w->up, r->job);
-        r->job = NULL;
-        w->n_inflight--;
+    if (r->job != NULL)
         log_info("request %s: terminal disconnected; vendor request cancelled", r->id);
-    }
-    resume(r);
-}
-
-static void on_connection(void *cls, struct MHD_Connection *conn,
-                          void **socket_context,
-                          enum MHD_ConnectionNotificationCode toe)
-{
-    worker *w = cls;
-
-    (void)conn;
-    if (toe == MHD_CONNECTION_NOTIFY_STARTED)
-        front_notify_started(w, socket_context);
-    else
-        front_notify_closed(socket_context);
-}
-
-static void mhd_log(void *cls, const char *fmt, va_list ap)
-{
-    char msg[256];
-    size_t i, n = 0;
-
-    (void)cls;
-    (void)ap;
-    /* The format string, not its expansion: libmicrohttpd may put parts
-     * of the terminal's request (URL, header names) into its arguments, and
-     * diagnostics never carry request data. */
-    for (i = 0; fmt[i] != '\0' && n + 1 < sizeof(msg); i++)
-        if (fmt[i] != '\n' && fmt[i] != '\r')
-            msg[n++] = fmt[i];
-    msg[n] = '\0';
-    /* TCP options do not apply to the socketpair. */
-    if (strstr(msg, "TCP_NODELAY") != NULL || strstr(msg, "TCP_CORK") != NULL)
-        return;
-    log_debug("http layer: %s", msg);
-}
-
-static void on_mhd(ev_handler *h, uint32_t events)
-{
-    worker *w = container_of(h, worker, mhd_h);
-
-    (void)events;
-    w->mhd_run_pending = 1;
-}
-
-int http_init(worker *w)
-{
-    const tg_config *cfg = w->rt->cfg;
-    const union MHD_DaemonInfo *di;
-    unsigned timeout_s = (unsigned)((cfg->idle_timeout_ms + 999) / 1000);
-
-    w->mhd = MHD_start_daemon(
-        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_NO_LISTEN_SOCKET |
-            MHD_USE_ERROR_LOG,
-        0, NULL, NULL, on_request, w,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, w,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
-        MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
-        /* Headers and read buffer only: bodies are collected in the
-         * request's own capped buffer.  Kept small because thousands of
-         * connections may wait on a vendor at once. */
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024),
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, w,
-        MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1,
-        MHD_OPTION_END);
-    if (w->mhd == NULL) {
-        log_err("worker %d: cannot start the HTTP layer", w->id);
-        return -1;
-    }
-    di = MHD_get_daemon_info(w->mhd, MHD_DAEMON_INFO_EPOLL_FD);
-    if (di == NULL) {
-        log_err("worker %d: HTTP layer has no epoll descriptor", w->id);
-        return -1;
-    }
-    w->mhd_fd = di->epoll_fd;
-    w->mhd_h.fn = on_mhd;
-    return worker_watch(w, w->mhd_fd, EPOLLIN, &w->mhd_h);
-}
-
-void http_run(worker *w)
-{
-    w->mhd_run_pending = 0;
-    MHD_run(w->mhd);
-}
-
-int http_timeout_ms(worker *w)
-{
-    MHD_UNSIGNED_LONG_LONG t;
-
-    if (MHD_get_timeout(w->mhd, &t) != MHD_YES)
-        return -1;
-    return t > 1000000 ? 1000000 : (int)t;
+    r->fc = NULL;
+    http_finish(r, 0);
 }
 
 void http_cancel_all(worker *w)
 {
-    /* Aborting from the front side resumes every suspended request. */
     for (front_conn *c = w->conns; c != NULL; c = c->next) {
         if (c->req != NULL && c->req->job != NULL) {
             http_req *r = c->req;
@@ -1106,16 +1036,7 @@ void http_cancel_all(worker *w)
             w->n_inflight--;
             set_error(r, 503, "The gateway is shutting down; retry on another instance",
                       "draining");
-            resume(r);
+            deliver(r);
         }
-    }
-}
-
-void http_close(worker *w)
-{
-    if (w->mhd != NULL) {
-        worker_unwatch(w, w->mhd_fd);
-        MHD_stop_daemon(w->mhd);
-        w->mhd = NULL;
     }
 }

@@ -223,6 +223,8 @@ CURLcode runtime_curl_ssl_ctx(CURL *curl, void *sslctx, void *userp)
     /* A vendor connection spends most of its life waiting for a reply:
      * give OpenSSL's record buffers back meanwhile. */
     SSL_CTX_set_mode(sslctx, SSL_MODE_RELEASE_BUFFERS);
+    /* One read per reply instead of a record header and then its body. */
+    SSL_CTX_set_read_ahead(sslctx, 1);
     return CURLE_OK;
 }
 

@@ -22,12 +22,12 @@
 #include "runtime.h"
 #include "worker.h"
 
-/* Each terminal costs about four descriptors (TCP, two socketpair ends,
- * MHD bookkeeping) plus a vendor connection. */
+/* Each terminal costs its TCP connection plus, while its request is with a
+ * vendor, a vendor connection. */
 static void raise_nofile(const tg_config *cfg, int nworkers)
 {
     struct rlimit rl;
-    rlim_t want = (rlim_t)cfg->max_connections * (rlim_t)nworkers * 5 + 256;
+    rlim_t want = (rlim_t)cfg->max_connections * (rlim_t)nworkers * 2 + 256;
 
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
         return;

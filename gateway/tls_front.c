@@ -8,10 +8,8 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
-#include <microhttpd.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
@@ -46,17 +44,16 @@ static int buf_need(worker *w, char **b)
     return *b != NULL ? 0 : -1;
 }
 
-/* MHD closed its end.  Ours goes too, so epoll stops reporting the hangup
- * while the last response bytes drain to the terminal. */
-static void pair_gone(front_conn *c)
+static void out_drop(front_conn *c)
 {
-    c->pair_eof = 1;
-    if (c->pair_fd >= 0) {
-        if (!c->pair_hup)
-            worker_unwatch(c->w, c->pair_fd);
-        close(c->pair_fd);
-        c->pair_fd = -1;
+    if (c->out != NULL && !c->out_static) {
+        /* Responses carry restored personal data. */
+        tg_wipe(c->out, c->out_len);
+        free(c->out);
     }
+    c->out = NULL;
+    c->out_static = 0;
+    c->out_off = c->out_len = 0;
 }
 
 static void conn_free(front_conn *c)
@@ -67,17 +64,9 @@ static void conn_free(front_conn *c)
     if (c->req != NULL) {
         /* The terminal is gone or we are shutting down: the request must
          * not wait for a vendor nobody will read. */
-        http_abort(c->req);
+        struct http_req *r = c->req;
         c->req = NULL;
-    }
-    if (c->mhd_ctx != NULL) {
-        *c->mhd_ctx = NULL;
-        c->mhd_ctx = NULL;
-    }
-    if (c->pair_fd >= 0) {
-        if (!c->pair_hup)
-            worker_unwatch(w, c->pair_fd);
-        close(c->pair_fd);
+        http_abort(r);
     }
     if (c->net_fd >= 0) {
         worker_unwatch(w, c->net_fd);
@@ -91,12 +80,14 @@ static void conn_free(front_conn *c)
     if (c->next != NULL)
         c->next->prev = c->prev;
     w->n_conns--;
-    w->mhd_run_pending = 1;
-    /* Relay buffers held request and response text. */
-    buf_drop(c->w, &c->in, c->in_len);
-    buf_drop(c->w, &c->out, c->out_len);
+    buf_drop(w, &c->in, c->in_len);
+    out_drop(c);
+    if (c->pend != NULL) {
+        tg_wipe(c->pend, c->pend_len);
+        free(c->pend);
+        c->pend = NULL;
+    }
     c->net_h.dead = 1;
-    c->pair_h.dead = 1;
     worker_bury(w, c);
 }
 
@@ -107,79 +98,71 @@ void front_conn_close(front_conn *c)
 
 int front_conn_idle(const front_conn *c)
 {
-    return c->req == NULL && c->in_len == c->in_off && c->out_len == c->out_off;
+    return c->req == NULL && c->in_len == c->in_off && c->out_len == c->out_off &&
+           c->phase != FRONT_HANDSHAKE;
 }
 
-static void handshake_expired(tg_timer *t, void *arg)
+static void on_timer(tg_timer *t, void *arg)
 {
     front_conn *c = arg;
+    worker *w = c->w;
+    uint64_t now = tg_now_ms(), limit;
 
     (void)t;
-    c->w->stats.handshake_failures++;
-    log_debug("worker %d: TLS handshake from %s timed out", c->w->id,
-              c->peer_str);
+    if (c->phase == FRONT_HANDSHAKE) {
+        w->stats.handshake_failures++;
+        log_debug("worker %d: TLS handshake from %s timed out", w->id, c->peer_str);
+        conn_free(c);
+        return;
+    }
+    limit = (uint64_t)w->rt->cfg->idle_timeout_ms;
+    /* A request with a vendor is bounded by the upstream's own timeouts;
+     * the terminal is only timed while it is supposed to send or read. */
+    if (c->phase == FRONT_WAIT || now < c->last_active + limit) {
+        timer_arm(&w->timers, &c->timer,
+                  (c->phase == FRONT_WAIT ? now : c->last_active) + limit);
+        return;
+    }
+    log_debug("worker %d: connection from %s idle for %llu ms: closed", w->id,
+              c->peer_str, (unsigned long long)limit);
     conn_free(c);
 }
 
 static void set_interest(front_conn *c)
 {
-    uint32_t net = EPOLLRDHUP, pair = 0;
+    uint32_t ev = EPOLLRDHUP;
 
-    if (!c->relaying) {
-        /* During the handshake the last SSL call decides. */
-        net |= c->rd_wants_write ? EPOLLOUT : EPOLLIN;
-    } else {
+    switch (c->phase) {
+    case FRONT_HANDSHAKE:
+        ev |= c->rd_wants_write ? EPOLLOUT : EPOLLIN;
+        break;
+    case FRONT_HEAD:
+    case FRONT_BODY:
         if (c->in_len < FRONT_BUF || c->wr_wants_read)
-            net |= EPOLLIN;
+            ev |= EPOLLIN;
         if (c->rd_wants_write || (c->wr_blocked && c->out_len > c->out_off))
-            net |= EPOLLOUT;
-        if (!c->pair_eof && c->out_len < FRONT_BUF)
-            pair |= EPOLLIN;
-        if (c->in_len > c->in_off)
-            pair |= EPOLLOUT;
+            ev |= EPOLLOUT;
+        break;
+    case FRONT_WAIT:
+    case FRONT_RESPOND:
+        /* Nothing is read while a request is served; EPOLLRDHUP still says
+         * when the terminal leaves.  EPOLLIN stays registered until it
+         * actually fires (c->in_idle_seen): switching it off and on for
+         * every request would cost two epoll_ctl calls per request. */
+        if ((c->net_ev & EPOLLIN) && !c->in_idle_seen)
+            ev |= EPOLLIN;
+        if (c->phase == FRONT_RESPOND) {
+            if (c->wr_blocked)
+                ev |= EPOLLOUT;
+            if (c->wr_wants_read)
+                ev |= EPOLLIN;
+        }
+        break;
     }
-    if (net != c->net_ev) {
-        worker_rewatch(c->w, c->net_fd, net, &c->net_h);
-        c->net_ev = net;
+    if (ev != c->net_ev) {
+        worker_rewatch(c->w, c->net_fd, ev, &c->net_h);
+        c->net_ev = ev;
     }
-    if (c->relaying && c->pair_fd >= 0 && !c->pair_hup && pair != c->pair_ev) {
-        worker_rewatch(c->w, c->pair_fd, pair, &c->pair_h);
-        c->pair_ev = pair;
-    }
-}
-
-/* Handshake done: create the socketpair and give one end to MHD. */
-static int conn_attach(front_conn *c)
-{
-    worker *w = c->w;
-    struct sockaddr_un local;
-    int sv[2];
-
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) {
-        log_warn("worker %d: socketpair: %s", w->id, strerror(errno));
-        return -1;
-    }
-    c->pair_fd = sv[0];
-    w->adding = c;
-    /* MHD sees the socketpair for what it is (AF_UNIX): it then skips the
-     * TCP options it would otherwise try, and fail, on every response.
-     * The terminal's address lives in the front connection. */
-    memset(&local, 0, sizeof(local));
-    local.sun_family = AF_UNIX;
-    if (MHD_add_connection(w->mhd, sv[1], (const struct sockaddr *)&local,
-                           sizeof(local)) != MHD_YES) {
-        /* MHD has closed sv[1] already. */
-        w->adding = NULL;
-        log_warn("worker %d: HTTP layer refused a connection", w->id);
-        return -1;
-    }
-    w->adding = NULL;
-    w->mhd_run_pending = 1;
-    if (worker_watch(w, c->pair_fd, 0, &c->pair_h) != 0)
-        return -1;
-    c->pair_ev = 0;
-    c->relaying = 1;
-    return 0;
 }
 
 /* Record the verified terminal certificate, if any: CN and fingerprint
@@ -213,13 +196,12 @@ static void conn_handshake(front_conn *c)
     ERR_clear_error();
     r = SSL_do_handshake(c->ssl);
     if (r == 1) {
-        timer_cancel(&c->w->timers, &c->timer);
         peer_identity(c);
         c->rd_wants_write = 0;
-        if (conn_attach(c) != 0) {
-            conn_free(c);
-            return;
-        }
+        c->phase = FRONT_HEAD;
+        c->last_active = tg_now_ms();
+        timer_arm(&c->w->timers, &c->timer,
+                  c->last_active + (uint64_t)c->w->rt->cfg->idle_timeout_ms);
         conn_pump(c);
         return;
     }
@@ -246,96 +228,32 @@ static void conn_handshake(front_conn *c)
     }
 }
 
-/* Move bytes as far as they go in both directions.  Returns -1 when the
- * connection was freed. */
-static int relay_once(front_conn *c, int *progress)
+void front_respond(front_conn *c, char *bytes, size_t len, int close)
 {
-    ssize_t n;
+    if (c->out_static && (c->out_off > 0 || c->wr_blocked || c->wr_wants_read)) {
+        /* A 100 Continue is part-way out (OpenSSL must be called again
+         * with the same bytes): the answer follows it. */
+        c->pend = bytes;
+        c->pend_len = len;
+    } else {
+        /* A 100 Continue never attempted is superseded by the answer. */
+        out_drop(c);
+        c->out = bytes;
+        c->out_len = len;
+    }
+    c->close_after = close || c->w->state != WORKER_RUNNING;
+    c->phase = FRONT_RESPOND;
+    c->last_active = tg_now_ms();
+    if (!c->in_pump)
+        conn_pump(c);
+}
+
+/* Write what is queued.  Returns -1 when the connection was freed. */
+static int write_out(front_conn *c, int *progress)
+{
     int r;
 
-    /* terminal -> MHD */
-    if (c->in_off == c->in_len)
-        c->in_off = c->in_len = 0;
-    /* Read only when the socket or OpenSSL may have something: a call
-     * that can only say "would block" is a wasted system call. */
-    if (c->in_len < FRONT_BUF && (!c->net_rd_blocked || SSL_has_pending(c->ssl))) {
-        if (buf_need(c->w, &c->in) != 0) {
-            conn_free(c);
-            return -1;
-        }
-        ERR_clear_error();
-        r = SSL_read(c->ssl, c->in + c->in_len, (int)(FRONT_BUF - c->in_len));
-        if (r > 0) {
-            c->in_len += (size_t)r;
-            c->rd_wants_write = 0;
-            c->wr_wants_read = 0;
-            *progress = 1;
-        } else {
-            switch (SSL_get_error(c->ssl, r)) {
-            case SSL_ERROR_WANT_READ:
-                c->rd_wants_write = 0;
-                c->net_rd_blocked = 1;
-                break;
-            case SSL_ERROR_WANT_WRITE:
-                c->rd_wants_write = 1;
-                break;
-            default:
-                /* EOF, reset or protocol error from the terminal: it has
-                 * left, whatever it had sent is abandoned. */
-                ERR_clear_error();
-                conn_free(c);
-                return -1;
-            }
-        }
-    }
-    if (c->in_len > c->in_off && c->pair_fd >= 0 && !c->pair_wr_blocked) {
-        size_t want = c->in_len - c->in_off;
-        n = write(c->pair_fd, c->in + c->in_off, want);
-        if (n > 0) {
-            c->in_off += (size_t)n;
-            *progress = 1;
-            c->w->mhd_run_pending = 1;
-            if ((size_t)n < want)
-                c->pair_wr_blocked = 1;
-        } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-            c->pair_wr_blocked = errno == EAGAIN;
-        } else if (n < 0) {
-            conn_free(c);
-            return -1;
-        }
-        if (c->in_off > 0 && c->in_off < c->in_len && c->in_len == FRONT_BUF) {
-            memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
-            c->in_len -= c->in_off;
-            c->in_off = 0;
-        }
-    }
-
-    /* MHD -> terminal */
-    if (c->out_off == c->out_len)
-        c->out_off = c->out_len = 0;
-    if (!c->pair_eof && c->out_len < FRONT_BUF && !c->pair_rd_blocked) {
-        size_t want = FRONT_BUF - c->out_len;
-        if (buf_need(c->w, &c->out) != 0) {
-            conn_free(c);
-            return -1;
-        }
-        n = read(c->pair_fd, c->out + c->out_len, want);
-        if (n > 0) {
-            c->out_len += (size_t)n;
-            *progress = 1;
-            c->w->mhd_run_pending = 1;
-            /* A short read drained the socket (unless it hung up, in
-             * which case the end must still be read). */
-            if ((size_t)n < want && !c->pair_hup)
-                c->pair_rd_blocked = 1;
-        } else if (n < 0 && errno == EAGAIN) {
-            c->pair_rd_blocked = !c->pair_hup;
-        } else if (n == 0 || errno != EINTR) {
-            pair_gone(c);
-            *progress = 1;
-        }
-    }
-    if (c->out_len > c->out_off) {
+    while (c->out_len > c->out_off) {
         ERR_clear_error();
         r = SSL_write(c->ssl, c->out + c->out_off, (int)(c->out_len - c->out_off));
         if (r > 0) {
@@ -343,58 +261,249 @@ static int relay_once(front_conn *c, int *progress)
             c->wr_blocked = 0;
             c->wr_wants_read = 0;
             *progress = 1;
-        } else {
-            switch (SSL_get_error(c->ssl, r)) {
-            case SSL_ERROR_WANT_WRITE:
-                c->wr_blocked = 1;
-                break;
-            case SSL_ERROR_WANT_READ:
-                c->wr_wants_read = 1;
-                break;
-            default:
+            continue;
+        }
+        switch (SSL_get_error(c->ssl, r)) {
+        case SSL_ERROR_WANT_WRITE:
+            c->wr_blocked = 1;
+            return 0;
+        case SSL_ERROR_WANT_READ:
+            c->wr_wants_read = 1;
+            return 0;
+        default:
+            ERR_clear_error();
+            conn_free(c);
+            return -1;
+        }
+    }
+    if (c->out != NULL) {
+        out_drop(c);
+        if (c->pend != NULL) {
+            c->out = c->pend;
+            c->out_len = c->pend_len;
+            c->pend = NULL;
+            c->pend_len = 0;
+            *progress = 1;
+            return 0;
+        }
+        if (c->phase == FRONT_RESPOND) {
+            struct http_req *req = c->req;
+            c->req = NULL;
+            if (req != NULL)
+                http_finish(req, 1);
+            if (c->close_after || c->w->state != WORKER_RUNNING) {
+                ERR_clear_error();
+                SSL_shutdown(c->ssl);
                 ERR_clear_error();
                 conn_free(c);
                 return -1;
             }
-        }
-        if (c->out_off > 0 && c->out_off < c->out_len && c->out_len == FRONT_BUF) {
-            memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
-            c->out_len -= c->out_off;
-            c->out_off = 0;
+            c->phase = FRONT_HEAD;
+            c->in_idle_seen = 0;
         }
     }
     return 0;
 }
 
+/* Read decrypted bytes into c->in.  Returns -1 when the connection was
+ * freed (the terminal left or broke the TLS stream). */
+static int read_in(front_conn *c, int *progress)
+{
+    int r;
+
+    if (c->in_off == c->in_len)
+        c->in_off = c->in_len = 0;
+    if (c->in_off > 0 && c->in_len == FRONT_BUF) {
+        memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+        c->in_len -= c->in_off;
+        c->in_off = 0;
+    }
+    /* Read only when the socket or OpenSSL may have something: a call
+     * that can only say "would block" is a wasted system call. */
+    if (c->in_len == FRONT_BUF || (c->net_rd_blocked && !SSL_has_pending(c->ssl)))
+        return 0;
+    if (buf_need(c->w, &c->in) != 0) {
+        conn_free(c);
+        return -1;
+    }
+    ERR_clear_error();
+    r = SSL_read(c->ssl, c->in + c->in_len, (int)(FRONT_BUF - c->in_len));
+    if (r > 0) {
+        c->in_len += (size_t)r;
+        c->rd_wants_write = 0;
+        c->wr_wants_read = 0;
+        *progress = 1;
+        return 0;
+    }
+    switch (SSL_get_error(c->ssl, r)) {
+    case SSL_ERROR_WANT_READ:
+        c->rd_wants_write = 0;
+        c->net_rd_blocked = 1;
+        return 0;
+    case SSL_ERROR_WANT_WRITE:
+        c->rd_wants_write = 1;
+        return 0;
+    default:
+        /* EOF, reset or protocol error from the terminal: it has left,
+         * whatever it had sent is abandoned. */
+        ERR_clear_error();
+        conn_free(c);
+        return -1;
+    }
+}
+
+/* Never written to or freed (out_static). */
+static char continue_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+/* A complete head is buffered: parse it and start the request. */
+static void start_request(front_conn *c, size_t head_len)
+{
+    h1_head h;
+    h1_err e = h1_parse_head(c->in + c->in_off, head_len, &h);
+    http_next next;
+
+    c->in_off += head_len;
+    if (e != H1_OK) {
+        http_reject(c, e);
+        return;
+    }
+    c->chunked = h.chunked;
+    c->body_left = h.has_length ? h.length : 0;
+    if (c->chunked)
+        h1_chunked_init(&c->ch);
+    c->phase = FRONT_BODY;
+    if (http_begin(c, &h, &next) == NULL) {
+        c->close_after = 1;
+        c->phase = FRONT_RESPOND;   /* nothing to write: closes below */
+        return;
+    }
+    if (next == HTTP_RESPONDED)
+        return;
+    /* The terminal waits for our go-ahead before sending the body. */
+    if (h.expect_continue && (c->chunked || c->body_left > 0) && c->out == NULL) {
+        c->out = continue_100;
+        c->out_len = sizeof(continue_100) - 1;
+        c->out_off = 0;
+        c->out_static = 1;
+    }
+}
+
+/* Feed buffered body bytes to the request. */
+static void feed_body(front_conn *c)
+{
+    struct http_req *r = c->req;
+
+    while (c->phase == FRONT_BODY) {
+        const char *p = c->in + c->in_off;
+        size_t avail = c->in_len - c->in_off;
+
+        if (!c->chunked) {
+            size_t n = avail;
+            if ((uint64_t)n > c->body_left)
+                n = (size_t)c->body_left;
+            if (n > 0) {
+                c->in_off += n;
+                c->body_left -= n;
+                if (http_body(r, p, n) != 0)
+                    return;   /* answered; closes after */
+            }
+            if (c->body_left > 0)
+                return;
+        } else {
+            const char *data;
+            size_t used = 0, dlen;
+            if (avail == 0 && !c->ch.done)
+                return;
+            if (!c->ch.done) {
+                if (h1_chunked_step(&c->ch, p, avail, &used, &data, &dlen) != H1_OK) {
+                    c->in_off += used;
+                    http_bad_body(r);
+                    return;
+                }
+                c->in_off += used;
+                if (dlen > 0 && http_body(r, data, dlen) != 0)
+                    return;
+                if (!c->ch.done)
+                    continue;
+            }
+        }
+        c->phase = FRONT_WAIT;
+        http_body_end(r);
+    }
+}
+
+/* Move the connection as far as it goes.  Returns -1 when it was freed. */
+static int pump_once(front_conn *c, int *progress)
+{
+    if (write_out(c, progress) != 0)
+        return -1;
+    if (c->phase != FRONT_HEAD && c->phase != FRONT_BODY)
+        return 0;
+    if (c->req == NULL && c->phase == FRONT_BODY)
+        c->phase = FRONT_HEAD;
+    if (read_in(c, progress) != 0)
+        return -1;
+    if (c->in == NULL)
+        return 0;   /* nothing read yet */
+    if (c->phase == FRONT_HEAD) {
+        size_t hl;
+        /* Empty lines before a request line are tolerated (RFC 9112 2.2). */
+        while (c->in_len - c->in_off >= 2 && c->in[c->in_off] == '\r' &&
+               c->in[c->in_off + 1] == '\n')
+            c->in_off += 2;
+        hl = h1_head_length(c->in + c->in_off, c->in_len - c->in_off);
+        if (hl == 0) {
+            if (c->in_len - c->in_off >= H1_MAX_HEAD)
+                http_reject(c, H1_ERR_HEAD_TOO_LARGE);
+            else if (c->in_len > c->in_off && c->in_len == FRONT_BUF) {
+                /* Make room: the head may start mid-buffer. */
+                memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+                c->in_len -= c->in_off;
+                c->in_off = 0;
+            }
+            return 0;
+        }
+        *progress = 1;
+        start_request(c, hl);
+    }
+    if (c->phase == FRONT_BODY && c->req != NULL)
+        feed_body(c);
+    return 0;
+}
+
+/* Output queued and not waiting on the socket: the loop must go on. */
+static int can_write(const front_conn *c)
+{
+    return c->out_len > c->out_off && !c->wr_blocked && !c->wr_wants_read;
+}
+
 static void conn_pump(front_conn *c)
 {
-    int progress;
+    int progress, any = 0;
 
-    if (!c->relaying) {
+    if (c->phase == FRONT_HANDSHAKE) {
         conn_handshake(c);
         return;
     }
+    c->in_pump = 1;
     do {
         progress = 0;
-        if (relay_once(c, &progress) != 0)
+        if (pump_once(c, &progress) != 0)
             return;
-    } while (progress);
+        any |= progress;
+    } while (progress || can_write(c));
+    c->in_pump = 0;
+    if (c->phase == FRONT_RESPOND && c->out == NULL) {
+        /* Nothing to answer with (out of memory): give up. */
+        conn_free(c);
+        return;
+    }
     if (c->in_off == c->in_len) {
         buf_drop(c->w, &c->in, c->in_len);
         c->in_off = c->in_len = 0;
     }
-    if (c->out_off == c->out_len) {
-        buf_drop(c->w, &c->out, c->out_len);
-        c->out_off = c->out_len = 0;
-    }
-    if (c->pair_eof && c->out_len == c->out_off) {
-        /* MHD finished with the connection and everything is flushed. */
-        ERR_clear_error();
-        SSL_shutdown(c->ssl);
-        ERR_clear_error();
-        conn_free(c);
-        return;
-    }
+    if (any)
+        c->last_active = tg_now_ms();
     set_interest(c);
 }
 
@@ -406,32 +515,36 @@ static void on_net(ev_handler *h, uint32_t events)
         conn_free(c);
         return;
     }
-    if (events & EPOLLIN)
+    if (events & EPOLLIN) {
         c->net_rd_blocked = 0;
-    if ((events & EPOLLRDHUP) && c->relaying && c->in_len == FRONT_BUF) {
-        /* Gone, and we cannot even read its last bytes: abort. */
+        if ((c->phase == FRONT_WAIT || c->phase == FRONT_RESPOND) && !c->wr_wants_read)
+            c->in_idle_seen = 1;   /* pipelined bytes wait in the socket */
+    }
+    if ((events & EPOLLRDHUP) &&
+        (c->phase == FRONT_WAIT || c->phase == FRONT_RESPOND || c->in_len == FRONT_BUF)) {
+        /* Gone while its request is being served (or with no room to read
+         * its last bytes): abort. */
         conn_free(c);
         return;
     }
     conn_pump(c);
 }
 
-static void on_pair(ev_handler *h, uint32_t events)
+/* Socket reads under OpenSSL: a read that returned less than asked for
+ * drained the socket, so the next SSL_read would only hear "would block"
+ * (level-triggered epoll reports any later data). */
+static long net_bio_cb(BIO *b, int oper, const char *argp, size_t len, int argi,
+                       long argl, int ret, size_t *processed)
 {
-    front_conn *c = container_of(h, front_conn, pair_h);
-
-    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
-        c->pair_rd_blocked = 0;
-    if (events & (EPOLLOUT | EPOLLERR))
-        c->pair_wr_blocked = 0;
-    if ((events & (EPOLLERR | EPOLLHUP)) && !c->pair_hup) {
-        /* MHD hung up, possibly with response bytes still queued.  epoll
-         * would report the hangup forever, so stop watching; relay_once
-         * still reads the rest whenever the terminal makes room. */
-        worker_unwatch(c->w, c->pair_fd);
-        c->pair_hup = 1;
+    (void)argp;
+    (void)argi;
+    (void)argl;
+    if (oper == (BIO_CB_READ | BIO_CB_RETURN) && ret > 0 && processed != NULL &&
+        *processed < len) {
+        front_conn *c = (front_conn *)(void *)BIO_get_callback_arg(b);
+        c->net_rd_blocked = 1;
     }
-    conn_pump(c);
+    return ret;
 }
 
 static void accept_one(front_listener *l, int fd, struct sockaddr_storage *ss,
@@ -452,9 +565,7 @@ static void accept_one(front_listener *l, int fd, struct sockaddr_storage *ss,
     }
     c->w = w;
     c->net_fd = fd;
-    c->pair_fd = -1;
     c->net_h.fn = on_net;
-    c->pair_h.fn = on_pair;
     memcpy(&c->peer, ss, sl);
     c->peer_len = sl;
     if (ss->ss_family == AF_INET6) {
@@ -474,6 +585,11 @@ static void accept_one(front_listener *l, int fd, struct sockaddr_storage *ss,
         free(c);
         return;
     }
+    /* One read takes whatever the socket holds (not a record header, then
+     * its body), and the callback notes when that drained the socket. */
+    SSL_set_read_ahead(c->ssl, 1);
+    BIO_set_callback_ex(SSL_get_rbio(c->ssl), net_bio_cb);
+    BIO_set_callback_arg(SSL_get_rbio(c->ssl), (char *)c);
     SSL_set_accept_state(c->ssl);
     c->next = w->conns;
     if (w->conns != NULL)
@@ -481,7 +597,7 @@ static void accept_one(front_listener *l, int fd, struct sockaddr_storage *ss,
     w->conns = c;
     w->n_conns++;
     w->stats.connections++;
-    timer_init(&c->timer, handshake_expired, c);
+    timer_init(&c->timer, on_timer, c);
     timer_arm(&w->timers, &c->timer,
               tg_now_ms() + (uint64_t)w->rt->cfg->handshake_timeout_ms);
     c->net_ev = EPOLLIN | EPOLLRDHUP;
@@ -561,21 +677,3 @@ void front_listener_close(worker *w, front_listener *l)
     l->fd = -1;
 }
 
-void front_notify_started(worker *w, void **socket_context)
-{
-    front_conn *c = w->adding;
-
-    *socket_context = c;
-    if (c != NULL)
-        c->mhd_ctx = socket_context;
-}
-
-void front_notify_closed(void **socket_context)
-{
-    front_conn *c = *socket_context;
-
-    if (c != NULL) {
-        c->mhd_ctx = NULL;
-        *socket_context = NULL;
-    }
-}

@@ -1,10 +1,12 @@
 /*
- * tls_front: the terminal-facing TLS listener of one worker.
+ * tls_front: the terminal-facing side of one worker: TLS and HTTP/1.1.
  *
- * Accepts TCP connections, runs non-blocking OpenSSL handshakes, and hands
- * each decrypted stream to libmicrohttpd through one end of a socketpair
- * (MHD_add_connection), relaying bytes both ways with bounded buffers: when
- * one side stops reading, the other side stops being read.
+ * Accepts TCP connections, runs non-blocking OpenSSL handshakes, reads the
+ * decrypted stream straight into the h1 codec (request head, then the body
+ * by Content-Length or chunked), hands each request to http, and writes
+ * the response http prepares.  One request at a time per connection:
+ * nothing more is read from a terminal while its request waits on a vendor
+ * or its response is being written, which is the backpressure.
  *
  * The front owns the terminal's lifetime: a terminal that leaves aborts the
  * request it has in progress (http_abort) before the stream is closed.
@@ -19,9 +21,20 @@
 #include <openssl/ssl.h>
 
 #include "config.h"
+#include "h1.h"
 #include "worker.h"
 
+/* Decrypted request bytes buffered per connection: one request head at
+ * most (H1_MAX_HEAD); bodies pass through to the request's own buffer. */
 #define FRONT_BUF 8192
+
+typedef enum front_phase {
+    FRONT_HANDSHAKE = 0,
+    FRONT_HEAD,          /* waiting for (the rest of) a request head */
+    FRONT_BODY,          /* reading the body of c->req */
+    FRONT_WAIT,          /* c->req is with http (a vendor); nothing is read */
+    FRONT_RESPOND        /* writing the response; then back to FRONT_HEAD */
+} front_phase;
 
 struct http_req;
 
@@ -34,37 +47,43 @@ typedef struct front_listener {
 
 typedef struct front_conn {
     ev_handler net_h;
-    ev_handler pair_h;
     worker *w;
     struct front_conn *prev, *next;
     int net_fd;
-    int pair_fd;                 /* our end; MHD owns the other */
     SSL *ssl;
-    int relaying;                /* handshake done, MHD attached */
-    uint32_t net_ev, pair_ev;    /* registered interest */
+    front_phase phase;
+    uint32_t net_ev;             /* registered interest */
     unsigned rd_wants_write : 1; /* SSL_read asked for writability */
     unsigned wr_wants_read : 1;  /* SSL_write asked for readability */
     unsigned wr_blocked : 1;     /* SSL_write asked for writability */
-    unsigned pair_eof : 1;       /* MHD closed its end, all of it read */
-    unsigned pair_hup : 1;       /* MHD hung up; pair fd no longer watched */
-    tg_timer timer;              /* handshake deadline */
-    void **mhd_ctx;              /* MHD's socket context slot pointing at us */
-    struct http_req *req;        /* active request, NULL when idle */
+    unsigned net_rd_blocked : 1; /* the socket was drained: wait for EPOLLIN */
+    unsigned close_after : 1;    /* close once the response is written */
+    unsigned in_pump : 1;        /* conn_pump is on the stack */
+    unsigned out_static : 1;     /* out points at a constant (100 Continue) */
+    unsigned in_idle_seen : 1;   /* EPOLLIN fired while nothing may be read */
+    tg_timer timer;              /* handshake, then idle deadline */
+    uint64_t last_active;        /* monotonic ms of the last progress */
+    struct http_req *req;        /* request in progress, NULL between requests */
     struct sockaddr_storage peer;
     socklen_t peer_len;
     char peer_str[64];           /* "address" without port, for audit/logs */
     int has_cert;                /* a verified terminal certificate was sent */
     char cert_cn[65];            /* its subject CN ("" if none) */
     char cert_sha256[65];        /* its SHA-256 fingerprint, hex */
-    unsigned net_rd_blocked : 1; /* SSL_read wanted data: wait for EPOLLIN */
-    unsigned pair_rd_blocked : 1;/* the pair was drained: wait for EPOLLIN */
-    unsigned pair_wr_blocked : 1;/* the pair is full: wait for EPOLLOUT */
-    size_t in_off, in_len;       /* terminal -> MHD plaintext */
-    size_t out_off, out_len;     /* MHD -> terminal plaintext */
-    /* FRONT_BUF bytes each, allocated while data passes and released when
-     * drained, so thousands of connections waiting on a vendor hold none. */
+    /* Request framing while phase == FRONT_BODY. */
+    int chunked;
+    uint64_t body_left;          /* Content-Length bytes still to come */
+    h1_chunked ch;
+    /* FRONT_BUF bytes, taken from the worker's pool while a request is
+     * being read and given back (wiped) when empty, so thousands of
+     * connections waiting on a vendor hold none. */
     char *in;
+    size_t in_off, in_len;
+    /* The response being written (owned unless out_static; wiped). */
     char *out;
+    size_t out_off, out_len;
+    char *pend;                  /* the answer, queued behind a 100 Continue */
+    size_t pend_len;
 } front_conn;
 
 /* Open one SO_REUSEPORT listener for conf in worker w and start accepting.
@@ -82,11 +101,10 @@ void front_conn_close(front_conn *c);
  * buffered: it can be closed without losing anything. */
 int front_conn_idle(const front_conn *c);
 
-/* Called from MHD's connection notification while MHD_add_connection runs:
- * links the MHD connection to the front connection being added. */
-void front_notify_started(worker *w, void **socket_context);
-
-/* Called when MHD closes a connection: unlinks it.  Cannot fail. */
-void front_notify_closed(void **socket_context);
+/* Called by http when the response to c->req is ready: the front takes
+ * bytes[0..len) (a malloc'd buffer it wipes and frees) and writes it; with
+ * close set, the connection ends after it.  Cannot fail (on a write error
+ * the connection is closed and the request finished as not delivered). */
+void front_respond(front_conn *c, char *bytes, size_t len, int close);
 
 #endif

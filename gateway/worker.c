@@ -144,20 +144,13 @@ static void *worker_main(void *arg)
     struct epoll_event evs[128];
 
     while (w->state != WORKER_STOPPING) {
-        int n, timeout, t;
+        int n, timeout;
         uint64_t now;
 
-        if (w->mhd_run_pending)
-            http_run(w);
         now = tg_now_ms();
         timeout = timers_wait_ms(&w->timers, now);
-        t = http_timeout_ms(w);
-        if (t >= 0 && (timeout < 0 || t < timeout))
-            timeout = t;
         if (w->state == WORKER_DRAINING && (timeout < 0 || timeout > 100))
             timeout = 100;
-        if (w->mhd_run_pending)
-            timeout = 0;
         n = epoll_wait(w->epfd, evs, (int)(sizeof(evs) / sizeof(evs[0])), timeout);
         if (n < 0 && errno != EINTR) {
             log_err("worker %d: epoll_wait: %s", w->id, strerror(errno));
@@ -170,20 +163,14 @@ static void *worker_main(void *arg)
         }
         timers_run(&w->timers, tg_now_ms());
         empty_grave(w);
-        if (t == 0 || n == 0)
-            w->mhd_run_pending = 1;
-        if (w->state == WORKER_DRAINING) {
-            http_run(w);
+        if (w->state == WORKER_DRAINING)
             drain_step(w);
-        }
     }
-    /* Whatever is left is cancelled: no request may wait on a vendor while
-     * its daemon stops. */
+    /* Whatever is left is cancelled: no request may wait on a vendor once
+     * the loop has stopped. */
     http_cancel_all(w);
-    http_run(w);
     while (w->conns != NULL)
         front_conn_close(w->conns);
-    http_run(w);
     empty_grave(w);
     return NULL;
 }
@@ -197,7 +184,6 @@ int worker_init(worker *w, int id, const tg_runtime *rt, struct audit_log *audit
     w->rt = runtime_ref(rt);
     w->audit = audit;
     pthread_mutex_init(&w->cmd_lock, NULL);
-    w->mhd_fd = -1;
     w->wake_fd = -1;
     timers_init(&w->timers);
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -208,8 +194,6 @@ int worker_init(worker *w, int id, const tg_runtime *rt, struct audit_log *audit
     w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     w->wake_h.fn = on_wake;
     if (w->wake_fd < 0 || worker_watch(w, w->wake_fd, EPOLLIN, &w->wake_h) != 0)
-        goto fail;
-    if (http_init(w) != 0)
         goto fail;
     w->up = upstream_init(w);
     if (w->up == NULL) {
@@ -263,9 +247,6 @@ void worker_join(worker *w)
     free(w->listeners);
     w->listeners = NULL;
     w->n_listeners = 0;
-    /* MHD first: stopping it completes its requests, which may still
-     * reference upstream jobs. */
-    http_close(w);
     upstream_close(w->up);
     w->up = NULL;
     if (w->wake_fd >= 0)

@@ -1,7 +1,7 @@
 /*
  * worker: one event loop thread that owns, share-nothing, its TLS front
- * listeners and connections, one libmicrohttpd daemon (external epoll mode)
- * and one curl multi handle.  Workers share only the immutable runtime.
+ * listeners and connections (TLS and HTTP/1.1, tls_front) and one curl
+ * multi handle.  Workers share only the immutable runtime.
  */
 #ifndef TG_WORKER_H
 #define TG_WORKER_H
@@ -28,7 +28,6 @@ struct ev_handler {
 struct front_listener;
 struct front_conn;
 struct upstream_ctx;
-struct MHD_Daemon;
 struct audit_log;
 
 typedef enum worker_state {
@@ -63,26 +62,23 @@ typedef struct worker {
     struct front_listener *listeners;
     size_t n_listeners;
     struct front_conn *conns;    /* doubly-linked list of live connections */
-    struct front_conn *adding;   /* set while MHD_add_connection runs */
     int n_conns;
 
-    struct MHD_Daemon *mhd;
-    int mhd_fd;
-    ev_handler mhd_h;
-    int mhd_run_pending;         /* MHD must run before the loop sleeps */
 
     struct upstream_ctx *up;
     struct audit_log *audit;     /* the process's audit trail (shared) */
-    char *relay_pool[256];       /* spare FRONT_BUF relay buffers (wiped) */
+    char *relay_pool[256];       /* spare FRONT_BUF read buffers (wiped) */
     size_t n_relay_pool;
     void **grave;                /* owners freed once the current batch is done */
     size_t n_grave, grave_alloc;
     int n_active;                /* HTTP requests between first byte and completion */
     int n_inflight;              /* requests waiting on a vendor */
     worker_stats stats;
+    uint64_t id_prefix;          /* request ids: random per worker ... */
+    uint64_t id_counter;         /* ... and a counter */
 } worker;
 
-/* Create a worker's loop, listeners (SO_REUSEPORT), MHD daemon and curl
+/* Create a worker's loop, listeners (SO_REUSEPORT) and curl
  * multi.  Returns 0, or -1 after logging why (and cleaning up). */
 int worker_init(worker *w, int id, const tg_runtime *rt, struct audit_log *audit);
 

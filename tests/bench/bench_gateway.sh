@@ -71,10 +71,10 @@ for b in "$STUB" "$LOAD"; do [[ -x $b ]] || fail "$b not built"; done
 [[ $SKIP_GATEWAY == 1 || -x $GW ]] || fail "$GW not built (SKIP_GATEWAY=1 to bench without it)"
 command -v nginx >/dev/null || fail "nginx not installed"
 
-# Each terminal costs the gateway about four descriptors plus the vendor leg.
+# Each terminal costs the gateway its own descriptor plus the vendor leg.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 NOFILE=$(ulimit -n)
-(( NOFILE >= SLOW_CONNS * 5 + 100 )) || log "warning: RLIMIT_NOFILE $NOFILE may be short for $SLOW_CONNS connections"
+(( NOFILE >= SLOW_CONNS * 3 + 100 )) || log "warning: RLIMIT_NOFILE $NOFILE may be short for $SLOW_CONNS connections"
 
 # ---- scratch and cleanup -------------------------------------------------
 TMP=$(mktemp -d /tmp/tg-bench.XXXXXX)

@@ -75,6 +75,51 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 JSON = {"Content-Type": "application/json"}
 
 
+def read_response(s, buf=b""):
+    """Read one response from socket s (buf: bytes already read).  Returns
+    (status, head lower-cased, body, rest) or (None, b"", b"", buf) when the
+    connection closes first."""
+    while b"\r\n\r\n" not in buf:
+        try:
+            d = s.recv(65536)
+        except (OSError, ssl.SSLError):
+            d = b""
+        if not d:
+            return None, b"", b"", buf
+        buf += d
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    if status == 100:
+        return read_response(s, rest)
+    length = 0
+    for line in head.lower().split(b"\r\n")[1:]:
+        if line.startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    while len(rest) < length:
+        try:
+            d = s.recv(65536)
+        except (OSError, ssl.SSLError):
+            d = b""
+        if not d:
+            break
+        rest += d
+    return status, head.lower(), rest[:length], rest[length:]
+
+
+def raw_exchange(payload, timeout=5):
+    """Send payload over TLS as is and read one response; returns the raw
+    response bytes (b"" when the gateway closed without answering)."""
+    ctx = GW.ssl_context()
+    with socket.create_connection(("127.0.0.1", GW.port)) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            s.sendall(payload)
+            s.settimeout(timeout)
+            st, head, body, _ = read_response(s)
+    if st is None:
+        return b""
+    return head + b"\r\n\r\n" + body
+
+
 class Base(unittest.TestCase):
     def stub_mark(self):
         return len(STUB.requests())
@@ -312,27 +357,52 @@ class RejectTest(Base):
         self.assertError(st, body, 405, "method_not_allowed")
 
     def test_malformed_http_gets_an_error_and_the_gateway_keeps_serving(self):
-        ctx = GW.ssl_context()
-        for junk, want in ((b"GARBAGE / HTTP/1.1\r\nHost: x\r\n\r\n", b"HTTP/1.1 404"),
-                           (b"POST /v2/translate HTTP/9.9\r\nHost: x\r\n\r\n", b"HTTP/1.1 505"),
-                           (b"POST /v2/translate HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
-                            b"HTTP/1.1 400"),
-                           (b"POST /v2/translate HTTP/1.1\r\nHost: x\r\nContent-Length: zz\r\n\r\n",
-                            b"HTTP/1.1 400"),
-                           # Not HTTP at all: the connection is closed unanswered.
-                           (b"\x00\x01\x02\xff\r\n\r\n", b"")):
-            with socket.create_connection(("127.0.0.1", GW.port)) as raw:
-                with ctx.wrap_socket(raw, server_hostname="localhost") as s:
-                    s.sendall(junk)
-                    s.settimeout(5)
-                    try:
-                        data = s.recv(4096)
-                    except OSError:
-                        data = b""
-            if want:
-                self.assertTrue(data.startswith(want), junk + b" -> " + data[:60])
-            else:
-                self.assertEqual(data, b"")
+        key = GW.keys["terminal-a"]
+        cases = (
+            (b"GARBAGE / HTTP/1.1\r\nHost: x\r\n\r\n", b"404", "not_found"),
+            (b"POST /v2/translate HTTP/9.9\r\nHost: x\r\n\r\n", b"505",
+             "http_version_not_supported"),
+            (b"POST /v2/translate HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", b"400",
+             "malformed_http"),
+            (b"POST /v2/translate HTTP/1.1\r\nHost: x\r\nContent-Length: zz\r\n\r\n",
+             b"400", "malformed_http"),
+            # Not HTTP at all.
+            (b"\x00\x01\x02\xff\r\n\r\n", b"400", "malformed_http"),
+            # Framings two parsers could disagree on (request smuggling).
+            (b"POST /v2/translate HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+             b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", b"400", "malformed_http"),
+            (b"POST /v2/translate HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+             b"Content-Length: 6\r\n\r\nabcdef", b"400", "malformed_http"),
+            (b"POST /v2/translate HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked"
+             b"\r\n\r\n", b"501", "not_implemented"),
+            (b"POST /v2/translate HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n folded\r\n\r\n",
+             b"400", "malformed_http"),
+            (b"POST /v2/translate HTTP/1.1\r\nHost : x\r\n\r\n", b"400", "malformed_http"),
+            (b"POST /v2/translate HTTP/1.1\nHost: x\n\n\r\n\r\n", b"400", "malformed_http"),
+            (b"POST /v2/translate HTTP/1.1\r\nContent-Length: 0\r\n\r\n", b"400",
+             "malformed_http"),
+            (b"POST /v2/translate HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 +
+             b"\r\n\r\n", b"431", "header_too_large"),
+            (b"POST /v2/translate HTTP/1.1\r\nHost: x\r\n" + b"X-A: 1\r\n" * 70 +
+             b"\r\n", b"431", "header_too_large"),
+            # A broken chunk, after a valid head from an authenticated terminal.
+            (("POST /v2/translate HTTP/1.1\r\nHost: x\r\nAuthorization: DeepL-Auth-Key %s"
+              "\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+              "Transfer-Encoding: chunked\r\n\r\nzz\r\n" % key).encode(), b"400",
+             "malformed_http"),
+        )
+        mark = self.stub_mark()
+        for junk, status, code in cases:
+            data = raw_exchange(junk)
+            self.assertTrue(data.startswith(b"http/1.1 " + status), junk[:60] + b" -> " + data[:60])
+            head, _, body = data.partition(b"\r\n\r\n")
+            self.assertIn(b"\r\nx-request-id: ", head.lower())
+            if status != b"404":
+                # The connection ends after a framing error: what follows
+                # cannot be trusted to start a request.
+                self.assertIn(b"\r\nconnection: close", head.lower(), junk[:60])
+            self.assertEqual(json.loads(body)["code"], code, junk[:60])
+        self.assertEqual(self.stub_since(mark), [])
         st, _, _ = GW.request("POST", "/v2/translate", form(text="ok", target_lang="DE"),
                               FORM, client="terminal-a")
         self.assertEqual(st, 200)
@@ -342,6 +412,110 @@ class RejectTest(Base):
         self.assertEqual(st, 200)
         self.assertNotIn("server", hdrs)
         self.assertNotIn("x-powered-by", hdrs)
+
+
+class Http11Test(Base):
+    """The gateway's own HTTP/1.1 layer: what DeepL clients and proxies
+    send besides the plain request."""
+
+    def head(self, body, extra=""):
+        return ("POST /v2/translate HTTP/1.1\r\nHost: x\r\n"
+                "Authorization: DeepL-Auth-Key %s\r\n"
+                "Content-Type: application/x-www-form-urlencoded\r\n%s"
+                "Content-Length: %d\r\n\r\n" % (GW.keys["terminal-a"], extra, len(body)))
+
+    def test_pipelined_requests_are_answered_in_order(self):
+        bodies = [form(text="p%d" % i, target_lang="DE") for i in range(3)]
+        payload = "".join(self.head(b) + b for b in bodies).encode()
+        ctx = GW.ssl_context()
+        with socket.create_connection(("127.0.0.1", GW.port)) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                s.settimeout(10)
+                s.sendall(payload)
+                rest = b""
+                for i in range(3):
+                    st, head, body, rest = read_response(s, rest)
+                    self.assertEqual(st, 200)
+                    self.assertNotIn(b"connection: close", head)
+                    self.assertEqual(json.loads(body)["translations"][0]["text"], "[DE] P%d" % i)
+
+    def test_expect_100_continue_gets_the_go_ahead_before_the_body(self):
+        body = form(text="continued", target_lang="DE")
+        ctx = GW.ssl_context()
+        with socket.create_connection(("127.0.0.1", GW.port)) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                s.settimeout(10)
+                s.sendall(self.head(body, "Expect: 100-continue\r\n").encode())
+                got = s.recv(4096)
+                self.assertEqual(got, b"HTTP/1.1 100 Continue\r\n\r\n")
+                s.sendall(body.encode())
+                st, _, data, _ = read_response(s)
+        self.assertEqual(st, 200)
+        self.assertEqual(json.loads(data)["translations"][0]["text"], "[DE] CONTINUED")
+
+    def test_expect_100_continue_refused_at_the_head_gets_no_go_ahead(self):
+        body = form(text="x", target_lang="DE")
+        payload = self.head(body, "Expect: 100-continue\r\n").replace(
+            GW.keys["terminal-a"], "tg_wrong")
+        data = raw_exchange(payload.encode())
+        self.assertTrue(data.startswith(b"http/1.1 403"), data[:40])
+        # Answered at once, and the connection closes: the body never comes.
+        self.assertIn(b"connection: close", data.partition(b"\r\n\r\n")[0])
+
+    def test_chunked_body_is_decoded(self):
+        mark = self.stub_mark()
+        body = form(text="chunky", target_lang="DE").encode()
+        chunks = b"".join(b"%x;ext=1\r\n%s\r\n" % (len(body[i:i + 5]), body[i:i + 5])
+                          for i in range(0, len(body), 5))
+        payload = ("POST /v2/translate HTTP/1.1\r\nHost: x\r\n"
+                   "Authorization: DeepL-Auth-Key %s\r\n"
+                   "Content-Type: application/x-www-form-urlencoded\r\n"
+                   "Transfer-Encoding: chunked\r\n\r\n" % GW.keys["terminal-a"]).encode()
+        data = raw_exchange(payload + chunks + b"0\r\nX-Trailer: t\r\n\r\n")
+        self.assertTrue(data.startswith(b"http/1.1 200"), data[:60])
+        self.assertEqual(json.loads(data.partition(b"\r\n\r\n")[2])["translations"][0]["text"],
+                         "[DE] CHUNKY")
+        self.assertEqual(json.loads(self.stub_since(mark)[0]["body"])["text"], ["chunky"])
+
+    def test_http10_and_connection_close_end_the_connection(self):
+        body = form(text="old", target_lang="DE")
+        for first, extra in (("POST /v2/translate HTTP/1.0", ""),
+                             ("POST /v2/translate HTTP/1.1", "Connection: close\r\n")):
+            payload = (self.head(body, extra).replace("POST /v2/translate HTTP/1.1", first)
+                       + body).encode()
+            ctx = GW.ssl_context()
+            with socket.create_connection(("127.0.0.1", GW.port)) as raw:
+                with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                    s.settimeout(10)
+                    s.sendall(payload)
+                    st, head, data, rest = read_response(s)
+                    self.assertEqual(st, 200)
+                    self.assertIn(b"connection: close", head)
+                    try:
+                        tail = s.recv(100)
+                    except (OSError, ssl.SSLError):
+                        tail = b""
+                    self.assertEqual(rest + tail, b"")
+
+    def test_languages_type_from_the_query(self):
+        st, _, body = GW.request("GET", "/v2/languages?type=target", client="terminal-a")
+        self.assertEqual(st, 200, body)
+        st, _, body = GW.request("GET", "/v2/languages?type=%ZZ", client="terminal-a")
+        self.assertError(st, body, 400, "malformed_request")
+
+    def test_refused_exchanges_are_in_the_audit_trail(self):
+        before = len([r for r in GW.audit_records() if r.get("reason") == "malformed_http"])
+        raw_exchange(b"POST /v2/translate HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n")
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            recs = [r for r in GW.audit_records() if r.get("reason") == "malformed_http"]
+            if len(recs) > before:
+                break
+            time.sleep(0.05)
+        self.assertEqual(len(recs), before + 1)
+        self.assertEqual(recs[-1]["decision"], "refused")
+        self.assertEqual(recs[-1]["status"], 400)
+        self.assertEqual(recs[-1]["endpoint"], "other")
 
 
 class DisconnectTest(Base):
@@ -441,6 +615,49 @@ class ZzDiagnosticsTest(unittest.TestCase):
                        "secret-cookie", "yamada", "still here", "leaving", VENDOR_KEY,
                        GW.keys["terminal-a"], GW.keys["terminal-off"]):
             self.assertNotIn(needle, diag)
+
+
+class IdleTimeoutTest(unittest.TestCase):
+    def test_idle_and_stalled_connections_are_closed_after_idle_timeout(self):
+        w = harness.Workdir()
+        try:
+            up = {"name": "stub", "adapter": "deepl", "url": "https://localhost:%d" % STUB.port,
+                  "api_key_file": os.path.join(W.path, "vendor.apikey"), "ca_file": CERTS.ca,
+                  "clearance": 2}
+            gw = harness.Gateway(w.path, CERTS, upstreams=[up],
+                                 clients=[{"name": "a", "upstream": "stub"}],
+                                 limits={"idle_timeout_ms": 1000}, workers=1).start()
+            ctx = gw.ssl_context()
+            # Idle after a request, and stalled in the middle of a head.
+            for first in (None, b"POST /v2/translate HTTP/1.1\r\nHost: x\r\n"):
+                with socket.create_connection(("127.0.0.1", gw.port)) as raw:
+                    with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                        s.settimeout(10)
+                        if first is None:
+                            body = form(text="idle", target_lang="DE")
+                            s.sendall(("POST /v2/translate HTTP/1.1\r\nHost: x\r\n"
+                                       "Authorization: DeepL-Auth-Key %s\r\n"
+                                       "Content-Type: application/x-www-form-urlencoded\r\n"
+                                       "Content-Length: %d\r\n\r\n%s"
+                                       % (gw.keys["a"], len(body), body)).encode())
+                            st, _, _, _ = read_response(s)
+                            self.assertEqual(st, 200)
+                        else:
+                            s.sendall(first)
+                        t0 = time.monotonic()
+                        try:
+                            tail = s.recv(100)
+                        except (OSError, ssl.SSLError):
+                            tail = b""
+                        waited = time.monotonic() - t0
+                        self.assertEqual(tail, b"")
+                        # Closed by the timeout, not at once and not by the
+                        # test's own 10 s limit.
+                        self.assertGreater(waited, 0.5)
+                        self.assertLess(waited, 8)
+            self.assertEqual(gw.stop(), 0)
+        finally:
+            w.cleanup()
 
 
 class ReloadTest(unittest.TestCase):
