@@ -466,6 +466,9 @@ static int apply_policy(http_req *r, const rt_upstream *up)
     }
     e = pol_decide(r->pol, cl->default_level, cl->clearance, up->conf->clearance, &d);
     note_policy(r, &d);
+    /* Only restoration is left: the scanning scratch goes now rather than
+     * wait with the request for the vendor. */
+    pol_session_trim(r->pol);
     if (e != POL_OK || d.refuse) {
         tg_buf b;
         tg_buf_init(&b, 4096);
@@ -485,6 +488,8 @@ static int apply_policy(http_req *r, const rt_upstream *up)
     if (!r->masked) {
         /* Nothing to hide: the vendor gets the texts exactly as sent, with
          * no placeholder handling to alter its behaviour. */
+        pol_session_free(r->pol);
+        r->pol = NULL;
         rc = 0;
         goto fail;
     }

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -210,6 +211,38 @@ static int resolve_upstream(rt_upstream *u, FILE *errs)
     return u->resolve ? 0 : -1;
 }
 
+/* The certificates of pem[0..len) in a store for vendor verification,
+ * with the flags libcurl would set on its own per-connection store.
+ * Returns a new store, or NULL when no certificate could be read. */
+static X509_STORE *ca_store_new(const char *pem, size_t len)
+{
+    X509_STORE *store = X509_STORE_new();
+    BIO *b = BIO_new_mem_buf(pem, (int)len);
+    X509 *x;
+    int n = 0;
+
+    if (store == NULL || b == NULL || len > INT_MAX)
+        goto fail;
+    while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+        int ok = X509_STORE_add_cert(store, x);
+        X509_free(x);
+        if (ok != 1)
+            goto fail;
+        n++;
+    }
+    ERR_clear_error();   /* the loop ends on "no start line" */
+    if (n == 0)
+        goto fail;
+    X509_STORE_set_flags(store, X509_V_FLAG_PARTIAL_CHAIN | X509_V_FLAG_TRUSTED_FIRST);
+    BIO_free(b);
+    return store;
+fail:
+    ERR_clear_error();
+    BIO_free(b);
+    X509_STORE_free(store);
+    return NULL;
+}
+
 CURLcode runtime_curl_ssl_ctx(CURL *curl, void *sslctx, void *userp)
 {
     const rt_upstream *u = userp;
@@ -223,6 +256,11 @@ CURLcode runtime_curl_ssl_ctx(CURL *curl, void *sslctx, void *userp)
     /* A vendor connection spends most of its life waiting for a reply:
      * give OpenSSL's record buffers back meanwhile. */
     SSL_CTX_set_mode(sslctx, SSL_MODE_RELEASE_BUFFERS);
+    /* libcurl builds an SSL_CTX per vendor connection and parses the CA
+     * blob into it; the same certificates, parsed once, serve them all
+     * (thousands of connections wait on a slow vendor at once). */
+    if (u->ca_store != NULL)
+        SSL_CTX_set1_cert_store(sslctx, u->ca_store);
     /* One read per reply instead of a record header and then its body. */
     SSL_CTX_set_read_ahead(sslctx, 1);
     return CURLE_OK;
@@ -288,6 +326,12 @@ static int load_upstream(rt_upstream *u, const tg_upstream_conf *c, FILE *errs)
             return -1;
         }
         u->ca_pem = tg_buf_steal(&ca, &u->ca_len);
+        u->ca_store = ca_store_new(u->ca_pem, u->ca_len);
+        if (u->ca_store == NULL) {
+            fprintf(errs, "upstream %s: %s: cannot parse the certificates\n", c->name,
+                    c->ca_file);
+            return -1;
+        }
     }
     if (c->n_pins > 0) {
         tg_buf pins;
@@ -400,6 +444,7 @@ void runtime_free(tg_runtime *rt)
             free(rt->upstreams[i].url_prefix);
             free(rt->upstreams[i].pins);
             free(rt->upstreams[i].ca_pem);
+            X509_STORE_free(rt->upstreams[i].ca_store);
         }
     }
     free(rt->listener_ctx);

@@ -10,6 +10,7 @@
 
 #include <curl/curl.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "auth.h"
 #include "pol.h"
@@ -27,6 +28,8 @@ typedef struct rt_upstream {
     char *ca_pem;                   /* ca_file's contents, read at load; NULL:
                                        system store */
     size_t ca_len;
+    X509_STORE *ca_store;           /* the same CAs, parsed once and shared by
+                                       every vendor connection (or NULL) */
 } rt_upstream;
 
 typedef struct tg_runtime {

@@ -152,6 +152,12 @@ void pol_session_free(pol_session *s);
 pol_err pol_session_process(pol_session *s, const char *text, size_t len,
                             char **masked, size_t *masked_len);
 
+/* Release the scanning scratch (kept between pol_session_process calls to
+ * avoid reallocating it) while keeping what restoration and the counts
+ * need: for a session that waits on a vendor with nothing more to scan.
+ * Processing again afterwards still works.  NULL-safe; cannot fail. */
+void pol_session_trim(pol_session *s);
+
 /* Restore the translation of field `field`: replace each placeholder by its
  * value.  Tolerates changed whitespace, digit width and tag case, and
  * placeholders moved within the field.  Unless best_effort is non-zero, the

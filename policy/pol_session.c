@@ -283,6 +283,30 @@ void pol_session_free(pol_session *s)
     free(s);
 }
 
+void pol_session_trim(pol_session *s)
+{
+    if (s == NULL)
+        return;
+    /* Positions and flags only: no text in any of them. */
+    pol_scan_free(&s->scan);
+    free(s->clu);
+    s->clu = NULL;
+    s->nclu = s->capclu = 0;
+    s->clu_class = -1;
+    free(s->wins);
+    s->wins = NULL;
+    s->nwins = s->capwins = 0;
+    free(s->cands);
+    s->cands = NULL;
+    s->ncand = s->capcand = 0;
+    free(s->ctmp);
+    s->ctmp = NULL;
+    s->capctmp = 0;
+    free(s->claimed);
+    s->claimed = NULL;
+    s->claimed_cap = 0;
+}
+
 static uint32_t pol_hash(const char *p, size_t n)
 {
     uint32_t h = 2166136261u;
