@@ -54,9 +54,19 @@ static int is_tchar(unsigned char c)
 
 size_t h1_head_length(const char *buf, size_t len)
 {
-    const char *p = len >= 4 ? memmem(buf, len, "\r\n\r\n", 4) : NULL;
+    const char *p = buf, *end = buf + len;
 
-    return p == NULL ? 0 : (size_t)(p - buf) + 4;
+    /* The end of the head is an empty line.  Bare LF line ends are found
+     * too, so that such a head is refused (h1_parse_head) rather than
+     * waited on until the idle timeout. */
+    while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+        p++;
+        if (p < end && *p == '\n')
+            return (size_t)(p - buf) + 1;
+        if (end - p >= 2 && p[0] == '\r' && p[1] == '\n')
+            return (size_t)(p - buf) + 2;
+    }
+    return 0;
 }
 
 /* Does the comma-separated list s hold token tok (case-insensitive)? */

@@ -60,8 +60,9 @@ typedef struct h1_head {
     uint64_t length;     /* its value */
 } h1_head;
 
-/* Length of the head at the start of buf (through the empty line), or 0
- * when it is not complete yet.  Cannot fail. */
+/* Length of the head at the start of buf (through the empty line, which
+ * may end in a bare LF so that such heads are refused, not waited on), or
+ * 0 when it is not complete yet.  Cannot fail. */
 size_t h1_head_length(const char *buf, size_t len);
 
 /* Parse the complete head buf[0..len) (as measured by h1_head_length),

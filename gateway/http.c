@@ -39,6 +39,7 @@ typedef struct http_req {
     tg_buf body;
     int too_large;
     int keep_alive;              /* the terminal may send another request */
+    int head_only;               /* HEAD: the answer has no body (RFC 9110 9.3.2) */
     int close;                   /* close the connection after the answer */
     int has_length;              /* the head declared Content-Length */
     unsigned long long length;   /* its value */
@@ -137,7 +138,7 @@ static void deliver(http_req *r)
                  close ? "Connection: close\r\n" : "");
     tg_buf_init(&out, (size_t)n + blen + 1);
     if (n < 0 || (size_t)n >= sizeof(head) || tg_buf_add(&out, head, (size_t)n) != 0 ||
-        (blen > 0 && tg_buf_add(&out, r->resp.data, blen) != 0)) {
+        (blen > 0 && !r->head_only && tg_buf_add(&out, r->resp.data, blen) != 0)) {
         tg_buf_free(&out);
         tg_buf_free(&r->resp);
         log_warn("request %s: out of memory writing the answer", r->id);
@@ -839,6 +840,7 @@ http_req *http_begin(front_conn *c, const h1_head *h, http_next *next)
     if (r == NULL)
         return NULL;
     r->keep_alive = h->keep_alive;
+    r->head_only = strcmp(h->method, "HEAD") == 0;
     r->has_length = h->has_length;
     r->length = h->length;
     if (r->resp_ready || check_headers(r, h) != 0) {

@@ -148,6 +148,9 @@ static SSL_CTX *load_listener_ctx(const tg_listener_conf *l,
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
                           SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                           SSL_MODE_RELEASE_BUFFERS);
+    /* Requests are decrypted in OpenSSL's own record buffer: wipe it
+     * before it is released between requests. */
+    SSL_CTX_set_options(ctx, SSL_OP_CLEANSE_PLAINTEXT);
     EVP_PKEY_free(key);
     BIO_free(bio);
     tg_free_secret(pem);
@@ -256,6 +259,9 @@ CURLcode runtime_curl_ssl_ctx(CURL *curl, void *sslctx, void *userp)
     /* A vendor connection spends most of its life waiting for a reply:
      * give OpenSSL's record buffers back meanwhile. */
     SSL_CTX_set_mode(sslctx, SSL_MODE_RELEASE_BUFFERS);
+    /* Decrypted replies hold translations with personal data restored
+     * later: OpenSSL wipes its record buffers before releasing them. */
+    SSL_CTX_set_options(sslctx, SSL_OP_CLEANSE_PLAINTEXT);
     /* libcurl builds an SSL_CTX per vendor connection and parses the CA
      * blob into it; the same certificates, parsed once, serve them all
      * (thousands of connections wait on a slow vendor at once). */

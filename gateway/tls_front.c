@@ -19,6 +19,7 @@
 #include "tg_buf.h"
 
 static void conn_pump(front_conn *c);
+static void conn_linger(front_conn *c);
 
 /* Wipe what a relay buffer held and give it back to the worker's pool
  * (the allocator would otherwise see two 8 KiB allocations per request).
@@ -53,6 +54,7 @@ static void out_drop(front_conn *c)
     }
     c->out = NULL;
     c->out_static = 0;
+    c->out_tried = 0;
     c->out_off = c->out_len = 0;
 }
 
@@ -98,8 +100,9 @@ void front_conn_close(front_conn *c)
 
 int front_conn_idle(const front_conn *c)
 {
-    return c->req == NULL && c->in_len == c->in_off && c->out_len == c->out_off &&
-           c->phase != FRONT_HANDSHAKE;
+    return c->phase == FRONT_LINGER ||
+           (c->req == NULL && c->in_len == c->in_off && c->out_len == c->out_off &&
+            c->phase != FRONT_HANDSHAKE);
 }
 
 static void on_timer(tg_timer *t, void *arg)
@@ -115,13 +118,26 @@ static void on_timer(tg_timer *t, void *arg)
         conn_free(c);
         return;
     }
+    if (c->phase == FRONT_LINGER) {
+        conn_free(c);
+        return;
+    }
     limit = (uint64_t)w->rt->cfg->idle_timeout_ms;
     /* A request with a vendor is bounded by the upstream's own timeouts;
-     * the terminal is only timed while it is supposed to send or read. */
-    if (c->phase == FRONT_WAIT || now < c->last_active + limit) {
-        timer_arm(&w->timers, &c->timer,
-                  (c->phase == FRONT_WAIT ? now : c->last_active) + limit);
+     * the terminal is only timed while it is supposed to send or read:
+     * idle for at most `limit`, and a request's head and body must arrive
+     * within `limit` of its first byte however slowly they trickle in. */
+    if (c->phase == FRONT_WAIT) {
+        timer_arm(&w->timers, &c->timer, now + limit);
         return;
+    }
+    {
+        uint64_t from = c->req_start != 0 && (c->phase == FRONT_HEAD || c->phase == FRONT_BODY)
+                        ? c->req_start : c->last_active;
+        if (now < from + limit) {
+            timer_arm(&w->timers, &c->timer, from + limit);
+            return;
+        }
     }
     log_debug("worker %d: connection from %s idle for %llu ms: closed", w->id,
               c->peer_str, (unsigned long long)limit);
@@ -143,6 +159,9 @@ static void set_interest(front_conn *c)
         if (c->rd_wants_write || (c->wr_blocked && c->out_len > c->out_off))
             ev |= EPOLLOUT;
         break;
+    case FRONT_LINGER:
+        ev |= EPOLLIN;
+        break;
     case FRONT_WAIT:
     case FRONT_RESPOND:
         /* Nothing is read while a request is served; EPOLLRDHUP still says
@@ -159,10 +178,8 @@ static void set_interest(front_conn *c)
         }
         break;
     }
-    if (ev != c->net_ev) {
-        worker_rewatch(c->w, c->net_fd, ev, &c->net_h);
+    if (ev != c->net_ev && worker_rewatch(c->w, c->net_fd, ev, &c->net_h) == 0)
         c->net_ev = ev;
-    }
 }
 
 /* Record the verified terminal certificate, if any: CN and fingerprint
@@ -230,7 +247,7 @@ static void conn_handshake(front_conn *c)
 
 void front_respond(front_conn *c, char *bytes, size_t len, int close)
 {
-    if (c->out_static && (c->out_off > 0 || c->wr_blocked || c->wr_wants_read)) {
+    if (c->out_static && c->out_tried) {
         /* A 100 Continue is part-way out (OpenSSL must be called again
          * with the same bytes): the answer follows it. */
         c->pend = bytes;
@@ -248,6 +265,50 @@ void front_respond(front_conn *c, char *bytes, size_t len, int close)
         conn_pump(c);
 }
 
+/* The answer is out and the connection ends.  Closing a socket with
+ * unread bytes in it makes the kernel send a reset, which may destroy the
+ * answer before the terminal has read it (a refused upload, pipelined
+ * requests after a framing error).  So: close_notify, shut down our side,
+ * and read and drop what still comes for a bounded time and amount. */
+static void conn_linger(front_conn *c)
+{
+    worker *w = c->w;
+
+    ERR_clear_error();
+    SSL_shutdown(c->ssl);
+    ERR_clear_error();
+    if (shutdown(c->net_fd, SHUT_WR) != 0) {
+        conn_free(c);
+        return;
+    }
+    buf_drop(w, &c->in, c->in_len);
+    c->in_off = c->in_len = 0;
+    c->phase = FRONT_LINGER;
+    c->lingered = 0;
+    timer_arm(&w->timers, &c->timer, tg_now_ms() + FRONT_LINGER_MS);
+    set_interest(c);
+}
+
+/* Lingering: drop what arrives (still encrypted: it is never looked at). */
+static void linger_read(front_conn *c)
+{
+    char scratch[4096];
+
+    for (;;) {
+        ssize_t n = recv(c->net_fd, scratch, sizeof(scratch), 0);
+        if (n > 0) {
+            c->lingered += (size_t)n;
+            if (c->lingered > FRONT_LINGER_BYTES)
+                break;
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        break;   /* EOF or error: the terminal has read what it wanted */
+    }
+    conn_free(c);
+}
+
 /* Write what is queued.  Returns -1 when the connection was freed. */
 static int write_out(front_conn *c, int *progress)
 {
@@ -255,6 +316,7 @@ static int write_out(front_conn *c, int *progress)
 
     while (c->out_len > c->out_off) {
         ERR_clear_error();
+        c->out_tried = 1;
         r = SSL_write(c->ssl, c->out + c->out_off, (int)(c->out_len - c->out_off));
         if (r > 0) {
             c->out_off += (size_t)r;
@@ -292,11 +354,9 @@ static int write_out(front_conn *c, int *progress)
             if (req != NULL)
                 http_finish(req, 1);
             if (c->close_after || c->w->state != WORKER_RUNNING) {
-                ERR_clear_error();
-                SSL_shutdown(c->ssl);
-                ERR_clear_error();
-                conn_free(c);
-                return -1;
+                c->in_pump = 0;
+                conn_linger(c);
+                return -1;   /* done with (or freed) c */
             }
             c->phase = FRONT_HEAD;
             c->in_idle_seen = 0;
@@ -320,7 +380,8 @@ static int read_in(front_conn *c, int *progress)
     }
     /* Read only when the socket or OpenSSL may have something: a call
      * that can only say "would block" is a wasted system call. */
-    if (c->in_len == FRONT_BUF || (c->net_rd_blocked && !SSL_has_pending(c->ssl)))
+    if (c->in_len == FRONT_BUF ||
+        (c->net_rd_blocked && !c->rd_wants_write && !SSL_has_pending(c->ssl)))
         return 0;
     if (buf_need(c->w, &c->in) != 0) {
         conn_free(c);
@@ -428,6 +489,7 @@ static void feed_body(front_conn *c)
             }
         }
         c->phase = FRONT_WAIT;
+        c->req_start = 0;
         http_body_end(r);
     }
 }
@@ -451,6 +513,8 @@ static int pump_once(front_conn *c, int *progress)
         while (c->in_len - c->in_off >= 2 && c->in[c->in_off] == '\r' &&
                c->in[c->in_off + 1] == '\n')
             c->in_off += 2;
+        if (c->req_start == 0 && c->in_len > c->in_off)
+            c->req_start = tg_now_ms();
         hl = h1_head_length(c->in + c->in_off, c->in_len - c->in_off);
         if (hl == 0) {
             if (c->in_len - c->in_off >= H1_MAX_HEAD)
@@ -485,6 +549,8 @@ static void conn_pump(front_conn *c)
         conn_handshake(c);
         return;
     }
+    if (c->phase == FRONT_LINGER)
+        return;
     c->in_pump = 1;
     do {
         progress = 0;
@@ -513,6 +579,10 @@ static void on_net(ev_handler *h, uint32_t events)
 
     if (events & (EPOLLERR | EPOLLHUP)) {
         conn_free(c);
+        return;
+    }
+    if (c->phase == FRONT_LINGER) {
+        linger_read(c);
         return;
     }
     if (events & EPOLLIN) {

@@ -28,12 +28,20 @@
  * most (H1_MAX_HEAD); bodies pass through to the request's own buffer. */
 #define FRONT_BUF 8192
 
+/* Lingering close: at most this long and this many bytes dropped. */
+#define FRONT_LINGER_MS 2000
+#define FRONT_LINGER_BYTES (1u << 20)
+
 typedef enum front_phase {
     FRONT_HANDSHAKE = 0,
     FRONT_HEAD,          /* waiting for (the rest of) a request head */
     FRONT_BODY,          /* reading the body of c->req */
     FRONT_WAIT,          /* c->req is with http (a vendor); nothing is read */
-    FRONT_RESPOND        /* writing the response; then back to FRONT_HEAD */
+    FRONT_RESPOND,       /* writing the response; then back to FRONT_HEAD */
+    FRONT_LINGER         /* answered and shut down for writing: what the
+                          * terminal still sends is read and dropped for a
+                          * moment, so that closing does not reset the
+                          * connection before it has read the answer */
 } front_phase;
 
 struct http_req;
@@ -61,8 +69,11 @@ typedef struct front_conn {
     unsigned in_pump : 1;        /* conn_pump is on the stack */
     unsigned out_static : 1;     /* out points at a constant (100 Continue) */
     unsigned in_idle_seen : 1;   /* EPOLLIN fired while nothing may be read */
+    unsigned out_tried : 1;      /* SSL_write has been called on out */
     tg_timer timer;              /* handshake, then idle deadline */
     uint64_t last_active;        /* monotonic ms of the last progress */
+    uint64_t req_start;          /* first byte of the request being read, or 0 */
+    size_t lingered;             /* bytes dropped while lingering */
     struct http_req *req;        /* request in progress, NULL between requests */
     struct sockaddr_storage peer;
     socklen_t peer_len;

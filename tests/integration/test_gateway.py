@@ -379,6 +379,8 @@ class RejectTest(Base):
              b"400", "malformed_http"),
             (b"POST /v2/translate HTTP/1.1\r\nHost : x\r\n\r\n", b"400", "malformed_http"),
             (b"POST /v2/translate HTTP/1.1\nHost: x\n\n\r\n\r\n", b"400", "malformed_http"),
+            # Bare LF only: refused at once, not waited on.
+            (b"POST /v2/translate HTTP/1.1\nHost: x\n\n", b"400", "malformed_http"),
             (b"POST /v2/translate HTTP/1.1\r\nContent-Length: 0\r\n\r\n", b"400",
              "malformed_http"),
             (b"POST /v2/translate HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 +
@@ -496,6 +498,50 @@ class Http11Test(Base):
                     except (OSError, ssl.SSLError):
                         tail = b""
                     self.assertEqual(rest + tail, b"")
+
+    def test_head_answers_carry_no_body(self):
+        key = GW.keys["terminal-a"]
+        payload = ("HEAD /v2/usage HTTP/1.1\r\nHost: x\r\n\r\n"
+                   "GET /v2/usage HTTP/1.1\r\nHost: x\r\n"
+                   "Authorization: DeepL-Auth-Key %s\r\n\r\n" % key).encode()
+        ctx = GW.ssl_context()
+        with socket.create_connection(("127.0.0.1", GW.port)) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                s.settimeout(10)
+                s.sendall(payload)
+                buf = b""
+                while buf.count(b"\r\n\r\n") < 2:
+                    buf += s.recv(65536)
+                first, _, rest = buf.partition(b"\r\n\r\n")
+                self.assertTrue(first.startswith(b"HTTP/1.1 405"), first[:40])
+                self.assertIn(b"Content-Length: ", first)
+                # The next response follows the head directly: no body.
+                self.assertTrue(rest.startswith(b"HTTP/1.1 200"), rest[:40])
+
+    def test_refused_upload_is_answered_and_closed_without_a_reset(self):
+        # 5 MB declared: answered 413 at once; what the terminal keeps
+        # sending is read and dropped, so it sees the answer and then a
+        # clean end of stream, not a connection reset.
+        body_head = self.head("x" * 5000000).encode()
+        ctx = GW.ssl_context()
+        with socket.create_connection(("127.0.0.1", GW.port)) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                s.settimeout(10)
+                s.sendall(body_head + b"t" * 65536)
+                st, head, body, _ = read_response(s)
+                self.assertEqual(st, 413)
+                self.assertIn(b"connection: close", head)
+                self.assertEqual(json.loads(body)["code"], "body_too_large")
+                for _ in range(16):
+                    try:
+                        s.sendall(b"t" * 32768)
+                    except (OSError, ssl.SSLError):
+                        break
+                try:
+                    tail = s.recv(100)
+                except ssl.SSLZeroReturnError:
+                    tail = b""
+                self.assertEqual(tail, b"")
 
     def test_languages_type_from_the_query(self):
         st, _, body = GW.request("GET", "/v2/languages?type=target", client="terminal-a")
@@ -628,6 +674,29 @@ class IdleTimeoutTest(unittest.TestCase):
                                  clients=[{"name": "a", "upstream": "stub"}],
                                  limits={"idle_timeout_ms": 1000}, workers=1).start()
             ctx = gw.ssl_context()
+            # A head trickling in a byte at a time is cut off too: the
+            # whole request must arrive within the timeout of its start.
+            with socket.create_connection(("127.0.0.1", gw.port)) as raw:
+                with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                    s.settimeout(10)
+                    t0 = time.monotonic()
+                    closed = False
+                    for b in b"POST /v2/translate HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 60:
+                        try:
+                            s.sendall(bytes([b]))
+                        except (OSError, ssl.SSLError):
+                            closed = True
+                            break
+                        time.sleep(0.25)
+                        if time.monotonic() - t0 > 6:
+                            break
+                    if not closed:
+                        try:
+                            closed = s.recv(100) == b""
+                        except (OSError, ssl.SSLError):
+                            closed = True
+                    self.assertTrue(closed)
+                    self.assertLess(time.monotonic() - t0, 5)
             # Idle after a request, and stalled in the middle of a head.
             for first in (None, b"POST /v2/translate HTTP/1.1\r\nHost: x\r\n"):
                 with socket.create_connection(("127.0.0.1", gw.port)) as raw:
