@@ -14,6 +14,7 @@
 #include "auth.h"
 #include "log.h"
 #include "pol.h"
+#include "suspend.h"
 #include "tg_buf.h"
 #include "tls_front.h"
 #include "upstream.h"
@@ -59,6 +60,8 @@ typedef struct http_req {
     const char *endpoint;        /* static */
     const char *reason;          /* static: the response's code, "ok" */
     int forwarded;               /* something was sent to a vendor */
+    int refused;                 /* refused by an operator's decision (the
+                                    suspend switch), whatever the status */
     char source[64];
     char cert_fp[65];
     char (*text_macs)[65];       /* digests of the original texts */
@@ -332,6 +335,31 @@ static const rt_upstream *client_upstream(http_req *r)
     return i < 0 ? NULL : &r->rt->upstreams[i];
 }
 
+/* The suspend switch (OPS-1), checked just before a request would leave:
+ * a suspended upstream, or all forwarding suspended, refuses it with a
+ * 503 that says so, and nothing is sent.  Returns 0 to go on, or -1 with
+ * the response set. */
+static int check_suspended(http_req *r, const rt_upstream *up)
+{
+    suspend_scope sc = suspend_check(r->w->susp, up->conf->name);
+
+    if (sc == SUSPEND_NONE)
+        return 0;
+    r->upstream = (int)(up - r->rt->upstreams);
+    r->refused = 1;
+    r->w->stats.refused_suspended++;
+    set_error(r, 503, sc == SUSPEND_ALL
+              ? "Forwarding is suspended by the gateway's operator; retry later"
+              : "Forwarding to this terminal's translation service is suspended "
+                "by the gateway's operator; retry later",
+              "upstream_suspended");
+    /* Debug only: while suspended every request would log a line; the
+     * audit trail and the metrics count them. */
+    log_debug("request %s: refused: %s suspended", r->id,
+              sc == SUSPEND_ALL ? "forwarding" : "upstream");
+    return -1;
+}
+
 static int admit_inflight(http_req *r)
 {
     if (r->w->state != WORKER_RUNNING) {
@@ -593,6 +621,8 @@ static void handle_translate(http_req *r)
     }
     if (apply_policy(r, up) != 0)
         goto fail;
+    if (check_suspended(r, up) != 0)
+        goto fail;
     if (admit_inflight(r) != 0)
         goto fail;
     if (access_charge(r->rt, r->client, r->chars_in) != ACCESS_OK) {
@@ -650,6 +680,8 @@ static void handle_languages(http_req *r)
                   "malformed_request");
         return;
     }
+    if (check_suspended(r, up) != 0)
+        return;
     if (admit_inflight(r) != 0)
         return;
     req = calloc(1, sizeof(*req));
@@ -920,6 +952,8 @@ static void commit_exchange_record(http_req *r, enum MHD_RequestTerminationCode 
          * a complete answer is not this case.) */
         decision = "failed";
         reason = "terminal_disconnected";
+    } else if (r->refused) {
+        decision = "refused";
     } else if (r->forwarded) {
         decision = r->resp_status == 200 ? "forwarded" : "failed";
     } else {
