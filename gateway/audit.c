@@ -96,6 +96,8 @@ struct audit_log {
     unsigned long long enqueued;     /* ring entries ever queued */
     unsigned long long processed;    /* ring entries written */
     int stop, reopen_req;
+    int idle;                       /* the writer waits for records: the
+                                       next push wakes it (once) */
     int refuse_on_failure;
     long long full_logged_ms;       /* when a full queue was last reported */
     unsigned long long full_refusals; /* since then */
@@ -1380,6 +1382,8 @@ static void audit_wait(audit_log *a, long long *now)
         }
         if (deadline >= 0 && *now >= deadline)
             return;
+        /* While failing, records wait for the retry timer. */
+        a->idle = !atomic_load(&a->failing);
         if (deadline < 0) {
             pthread_cond_wait(&a->cv_work, &a->mu);
         } else {
@@ -1388,6 +1392,7 @@ static void audit_wait(audit_log *a, long long *now)
             audit_abs_time(deadline, &abs);
             pthread_cond_timedwait(&a->cv_work, &a->mu, &abs);
         }
+        a->idle = 0;
     }
 }
 
@@ -1708,9 +1713,15 @@ int audit_reserve(audit_log *a)
     return rc;
 }
 
-/* Under mu: queue the record text (taken over from *in). */
-static void audit_push(audit_log *a, const audit_entry *in)
+/* Under mu: queue the record text (taken over from *in).  Returns 1 when
+ * the caller must wake the writer, which it does after unlocking: woken
+ * under the lock, the writer would only block on it again (two more
+ * context switches per record), and a busy writer needs no signal at
+ * all. */
+static int audit_push(audit_log *a, const audit_entry *in)
 {
+    int wake = a->idle;
+
     audit_entry *e = &a->ring[(a->head + a->count) % a->cap];
 
     e->body = in->body;
@@ -1720,17 +1731,22 @@ static void audit_push(audit_log *a, const audit_entry *in)
     a->count++;
     a->enqueued++;
     atomic_store(&a->used, a->count + a->reserved);
-    pthread_cond_signal(&a->cv_work);
+    a->idle = 0;
+    return wake;
 }
 
 static void audit_commit_entry(audit_log *a, const audit_entry *e)
 {
+    int wake;
+
     pthread_mutex_lock(&a->mu);
     if (a->reserved == 0)
         abort();    /* commit without reserve: a caller bug */
     a->reserved--;
-    audit_push(a, e);
+    wake = audit_push(a, e);
     pthread_mutex_unlock(&a->mu);
+    if (wake)
+        pthread_cond_signal(&a->cv_work);
 }
 
 void audit_commit(audit_log *a, json_t *rec)
@@ -1770,6 +1786,7 @@ int audit_submit(audit_log *a, json_t *rec)
 {
     unsigned long long warn = 0;
     audit_entry e;
+    int wake;
 
     audit_entry_from_json(rec, &e);
     pthread_mutex_lock(&a->mu);
@@ -1782,8 +1799,10 @@ int audit_submit(audit_log *a, json_t *rec)
         free(e.body);
         return -1;
     }
-    audit_push(a, &e);
+    wake = audit_push(a, &e);
     pthread_mutex_unlock(&a->mu);
+    if (wake)
+        pthread_cond_signal(&a->cv_work);
     return 0;
 }
 
