@@ -102,6 +102,16 @@ def reload(gw):
         time.sleep(0.05)
 
 
+def started(test, **kw):
+    """A gateway in a fresh work directory, stopped and removed when the
+    test ends, whatever happens."""
+    w = harness.Workdir()
+    test.addCleanup(w.cleanup)
+    gw = gateway(w.path, **kw)
+    test.addCleanup(gw.stop)
+    return gw.start()
+
+
 def metric(gw, line):
     return line in harness.admin_get(gw.admin, "/metrics")[1].splitlines()
 
@@ -113,6 +123,15 @@ class SuspendUpstreamTest(unittest.TestCase):
     def setUpClass(cls):
         cls.w = harness.Workdir()
         gw = cls.gw = gateway(cls.w.path).start()
+        try:
+            cls.exercise(gw)
+        except BaseException:
+            gw.stop()
+            cls.w.cleanup()
+            raise
+
+    @classmethod
+    def exercise(cls, gw):
         cls.a0, cls.b0 = len(ALPHA.requests()), len(BETA.requests())
         cls.before = translate(gw, "office-a")
         cls.cli_suspend = admin(gw, "suspend", "alpha")
@@ -221,156 +240,136 @@ class SuspendUpstreamTest(unittest.TestCase):
 
 class SuspendAllTest(unittest.TestCase):
     def test_suspending_all_forwarding_refuses_every_upstream_and_resume_all_keeps_single_suspensions(self):
-        w = harness.Workdir()
-        try:
-            gw = gateway(w.path).start()
-            a0, b0 = len(ALPHA.requests()), len(BETA.requests())
-            rc, out, err, pid = admin(gw, "suspend", "--all")
-            self.assertEqual((rc, out), (0, "all forwarding suspended\n"), err)
-            for client in ("office-a", "office-b"):
-                st, _, body = translate(gw, client)
-                self.assertEqual((st, body["code"]), (503, "upstream_suspended"))
-            self.assertEqual((len(ALPHA.requests()), len(BETA.requests())), (a0, b0))
-            self.assertTrue(metric(gw, "transgate_forwarding_suspended 1"))
-            self.assertEqual(harness.admin_get(gw.admin, "/readyz"),
-                             (200, '{"ready":true,"forwarding":"suspended"}\n'))
-            st, body = harness.admin_get(gw.admin, "/forwarding")
-            fw = json.loads(body)
-            self.assertEqual((st, fw["state"], fw["peer_pid"]), (200, "suspended", pid))
-            # alpha on its own as well; lifting --all leaves it suspended.
-            self.assertEqual(admin(gw, "suspend", "alpha")[0], 0)
-            rc, out, err, _ = admin(gw, "resume", "--all")
-            self.assertEqual((rc, out), (0, "all forwarding resumed\n"), err)
-            self.assertEqual(translate(gw, "office-a")[0], 503)
-            self.assertEqual(translate(gw, "office-b")[0], 200)
-            self.assertEqual((len(ALPHA.requests()), len(BETA.requests())), (a0, b0 + 1))
-            self.assertEqual(admin(gw, "resume", "alpha")[0], 0)
-            self.assertEqual(translate(gw, "office-a")[0], 200)
-            self.assertEqual(gw.stop(), 0)
-            ev = [r for r in gw.audit_records() if r.get("event", "").startswith("upstream_")]
-            self.assertEqual([(e["event"], e["upstream"], e["all"]) for e in ev],
-                             [("upstream_suspended", None, True),
-                              ("upstream_suspended", "alpha", False),
-                              ("upstream_resumed", None, True),
-                              ("upstream_resumed", "alpha", False)])
-            self.assertEqual(ev[0]["peer_pid"], pid)
-            self.assertEqual(verify(gw)[0], 0)
-        finally:
-            w.cleanup()
+        gw = started(self)
+        a0, b0 = len(ALPHA.requests()), len(BETA.requests())
+        rc, out, err, pid = admin(gw, "suspend", "--all")
+        self.assertEqual((rc, out), (0, "all forwarding suspended\n"), err)
+        for client in ("office-a", "office-b"):
+            st, _, body = translate(gw, client)
+            self.assertEqual((st, body["code"]), (503, "upstream_suspended"))
+        self.assertEqual((len(ALPHA.requests()), len(BETA.requests())), (a0, b0))
+        self.assertTrue(metric(gw, "transgate_forwarding_suspended 1"))
+        self.assertEqual(harness.admin_get(gw.admin, "/readyz"),
+                         (200, '{"ready":true,"forwarding":"suspended"}\n'))
+        st, body = harness.admin_get(gw.admin, "/forwarding")
+        fw = json.loads(body)
+        self.assertEqual((st, fw["state"], fw["peer_pid"]), (200, "suspended", pid))
+        # alpha on its own as well; lifting --all leaves it suspended.
+        self.assertEqual(admin(gw, "suspend", "alpha")[0], 0)
+        rc, out, err, _ = admin(gw, "resume", "--all")
+        self.assertEqual((rc, out), (0, "all forwarding resumed\n"), err)
+        self.assertEqual(translate(gw, "office-a")[0], 503)
+        self.assertEqual(translate(gw, "office-b")[0], 200)
+        self.assertEqual((len(ALPHA.requests()), len(BETA.requests())), (a0, b0 + 1))
+        self.assertEqual(admin(gw, "resume", "alpha")[0], 0)
+        self.assertEqual(translate(gw, "office-a")[0], 200)
+        self.assertEqual(gw.stop(), 0)
+        ev = [r for r in gw.audit_records() if r.get("event", "").startswith("upstream_")]
+        self.assertEqual([(e["event"], e["upstream"], e["all"]) for e in ev],
+                         [("upstream_suspended", None, True),
+                          ("upstream_suspended", "alpha", False),
+                          ("upstream_resumed", None, True),
+                          ("upstream_resumed", "alpha", False)])
+        self.assertEqual(ev[0]["peer_pid"], pid)
+        self.assertEqual(verify(gw)[0], 0)
 
 
 class InFlightTest(unittest.TestCase):
     def test_a_request_already_sent_finishes_and_the_next_is_refused(self):
-        w = harness.Workdir()
-        try:
-            gw = gateway(w.path).start()
-            a0 = len(ALPHA.requests())
-            result = {}
+        gw = started(self)
+        a0 = len(ALPHA.requests())
+        result = {}
 
-            def slow():
-                result["r"] = translate(gw, "office-a", "@@delay=1500@@%20slow")
+        def slow():
+            result["r"] = translate(gw, "office-a", "@@delay=1500@@%20slow")
 
-            t = threading.Thread(target=slow)
-            t.start()
-            deadline = time.monotonic() + 10
-            while len(ALPHA.requests()) == a0 and time.monotonic() < deadline:
-                time.sleep(0.02)
-            self.assertEqual(len(ALPHA.requests()), a0 + 1)   # at the vendor now
-            self.assertEqual(admin(gw, "suspend", "alpha")[0], 0)
-            self.assertTrue(t.is_alive())                      # still waiting on it
-            self.assertEqual(translate(gw, "office-a")[0], 503)
-            t.join(10)
-            self.assertEqual(result["r"][0], 200)
-            self.assertEqual(result["r"][2]["translations"][0]["text"],
-                             "[DE] @@DELAY=1500@@ SLOW")
-            self.assertEqual(len(ALPHA.requests()), a0 + 1)
-            self.assertEqual(gw.stop(), 0)
-            recs = [r for r in gw.audit_records() if "event" not in r]
-            self.assertEqual([(r["decision"], r["reason"]) for r in recs],
-                             [("refused", "upstream_suspended"), ("forwarded", "ok")])
-        finally:
-            w.cleanup()
+        t = threading.Thread(target=slow)
+        t.start()
+        deadline = time.monotonic() + 10
+        while len(ALPHA.requests()) == a0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertEqual(len(ALPHA.requests()), a0 + 1)   # at the vendor now
+        self.assertEqual(admin(gw, "suspend", "alpha")[0], 0)
+        self.assertTrue(t.is_alive())                      # still waiting on it
+        self.assertEqual(translate(gw, "office-a")[0], 503)
+        t.join(10)
+        self.assertEqual(result["r"][0], 200)
+        self.assertEqual(result["r"][2]["translations"][0]["text"],
+                         "[DE] @@DELAY=1500@@ SLOW")
+        self.assertEqual(len(ALPHA.requests()), a0 + 1)
+        self.assertEqual(gw.stop(), 0)
+        recs = [r for r in gw.audit_records() if "event" not in r]
+        self.assertEqual([(r["decision"], r["reason"]) for r in recs],
+                         [("refused", "upstream_suspended"), ("forwarded", "ok")])
 
 
 class ReloadAndConfigurationTest(unittest.TestCase):
     def test_run_time_suspension_survives_sighup_and_a_removed_upstream_drops_out(self):
-        w = harness.Workdir()
-        try:
-            gw = gateway(w.path).start()
-            self.assertEqual(admin(gw, "suspend", "alpha")[0], 0)
-            gw.config["limits"] = {"max_body_bytes": 65536}   # any change
-            reload(gw)
-            self.assertEqual(translate(gw, "office-a")[0], 503)
-            self.assertIn("upstream alpha: suspended", admin(gw, "status")[1])
-            # Remove alpha (office-a moves to beta): its suspension ends.
-            alpha = gw.config["upstreams"].pop(0)
-            gw.config["clients"][0]["upstream"] = "beta"
-            reload(gw)
-            self.assertEqual(translate(gw, "office-a")[0], 200)
-            rc, out, err, _ = admin(gw, "status")
-            self.assertNotIn("alpha", out)
-            rc, _, err, _ = admin(gw, "resume", "alpha")
-            self.assertEqual(rc, 1)
-            self.assertIn("No upstream named alpha in the running configuration", err)
-            # Back again: it starts active.
-            gw.config["upstreams"].insert(0, alpha)
-            gw.config["clients"][0]["upstream"] = "alpha"
-            reload(gw)
-            a0 = len(ALPHA.requests())
-            self.assertEqual(translate(gw, "office-a")[0], 200)
-            self.assertEqual(len(ALPHA.requests()), a0 + 1)
-            self.assertEqual(gw.stop(), 0)
-            ev = [r for r in gw.audit_records()
-                  if r.get("event", "").startswith("upstream_") or r.get("event") == "reload"]
-            self.assertEqual([(e["event"], e.get("upstream"), e.get("via"), e.get("removed"))
-                              for e in ev],
-                             [("upstream_suspended", "alpha", "admin", None),
-                              ("reload", None, None, None),
-                              ("reload", None, None, None),
-                              ("upstream_resumed", "alpha", "configuration", True),
-                              ("reload", None, None, None)])
-            self.assertEqual(verify(gw)[0], 0)
-        finally:
-            w.cleanup()
+        gw = started(self)
+        self.assertEqual(admin(gw, "suspend", "alpha")[0], 0)
+        gw.config["limits"] = {"max_body_bytes": 65536}   # any change
+        reload(gw)
+        self.assertEqual(translate(gw, "office-a")[0], 503)
+        self.assertIn("upstream alpha: suspended", admin(gw, "status")[1])
+        # Remove alpha (office-a moves to beta): its suspension ends.
+        alpha = gw.config["upstreams"].pop(0)
+        gw.config["clients"][0]["upstream"] = "beta"
+        reload(gw)
+        self.assertEqual(translate(gw, "office-a")[0], 200)
+        rc, out, err, _ = admin(gw, "status")
+        self.assertNotIn("alpha", out)
+        rc, _, err, _ = admin(gw, "resume", "alpha")
+        self.assertEqual(rc, 1)
+        self.assertIn("No upstream named alpha in the running configuration", err)
+        # Back again: it starts active.
+        gw.config["upstreams"].insert(0, alpha)
+        gw.config["clients"][0]["upstream"] = "alpha"
+        reload(gw)
+        a0 = len(ALPHA.requests())
+        self.assertEqual(translate(gw, "office-a")[0], 200)
+        self.assertEqual(len(ALPHA.requests()), a0 + 1)
+        self.assertEqual(gw.stop(), 0)
+        ev = [r for r in gw.audit_records()
+              if r.get("event", "").startswith("upstream_") or r.get("event") == "reload"]
+        self.assertEqual([(e["event"], e.get("upstream"), e.get("via"), e.get("removed"))
+                          for e in ev],
+                         [("upstream_suspended", "alpha", "admin", None),
+                          ("reload", None, None, None),
+                          ("reload", None, None, None),
+                          ("upstream_resumed", "alpha", "configuration", True),
+                          ("reload", None, None, None)])
+        self.assertEqual(verify(gw)[0], 0)
 
     def test_configuration_key_suspends_from_start_and_only_a_reload_lifts_it(self):
-        w = harness.Workdir()
-        try:
-            gw = gateway(w.path, alpha_extra={"suspended": True}).start()
-            a0 = len(ALPHA.requests())
-            self.assertEqual(translate(gw, "office-a")[0], 503)
-            rc, out, err, _ = admin(gw, "status", "alpha")
-            self.assertRegex(out, r"^upstream alpha: suspended \(by the configuration, since ")
-            rc, out, err, _ = admin(gw, "resume", "alpha")
-            self.assertEqual(rc, 1)
-            self.assertIn("the configuration suspends this upstream", err)
-            self.assertEqual(translate(gw, "office-a")[0], 503)
-            del gw.config["upstreams"][0]["suspended"]
-            reload(gw)
-            self.assertEqual(translate(gw, "office-a")[0], 200)
-            self.assertEqual(len(ALPHA.requests()), a0 + 1)
-            self.assertEqual(gw.stop(), 0)
-            ev = [r for r in gw.audit_records() if r.get("event", "").startswith("upstream_")]
-            self.assertEqual([(e["event"], e["via"], e.get("state")) for e in ev],
-                             [("upstream_suspended", "configuration", None),
-                              ("upstream_resumed", "admin", "suspended"),
-                              ("upstream_resumed", "configuration", None)])
-            self.assertFalse(ev[1]["changed"])
-            self.assertIn("upstream alpha: suspended by the configuration", gw.diagnostics())
-        finally:
-            w.cleanup()
+        gw = started(self, alpha_extra={"suspended": True})
+        a0 = len(ALPHA.requests())
+        self.assertEqual(translate(gw, "office-a")[0], 503)
+        rc, out, err, _ = admin(gw, "status", "alpha")
+        self.assertRegex(out, r"^upstream alpha: suspended \(by the configuration, since ")
+        rc, out, err, _ = admin(gw, "resume", "alpha")
+        self.assertEqual(rc, 1)
+        self.assertIn("the configuration suspends this upstream", err)
+        self.assertEqual(translate(gw, "office-a")[0], 503)
+        del gw.config["upstreams"][0]["suspended"]
+        reload(gw)
+        self.assertEqual(translate(gw, "office-a")[0], 200)
+        self.assertEqual(len(ALPHA.requests()), a0 + 1)
+        self.assertEqual(gw.stop(), 0)
+        ev = [r for r in gw.audit_records() if r.get("event", "").startswith("upstream_")]
+        self.assertEqual([(e["event"], e["via"], e.get("state")) for e in ev],
+                         [("upstream_suspended", "configuration", None),
+                          ("upstream_resumed", "admin", "suspended"),
+                          ("upstream_resumed", "configuration", None)])
+        self.assertFalse(ev[1]["changed"])
+        self.assertIn("upstream alpha: suspended by the configuration", gw.diagnostics())
 
     def test_a_restart_clears_run_time_suspension(self):
-        w = harness.Workdir()
-        try:
-            gw = gateway(w.path).start()
-            self.assertEqual(admin(gw, "suspend", "alpha")[0], 0)
-            self.assertEqual(gw.stop(), 0)
-            gw.start()
-            self.assertEqual(translate(gw, "office-a")[0], 200)
-            self.assertEqual(gw.stop(), 0)
-        finally:
-            w.cleanup()
+        gw = started(self)
+        self.assertEqual(admin(gw, "suspend", "alpha")[0], 0)
+        self.assertEqual(gw.stop(), 0)
+        gw.start()
+        self.assertEqual(translate(gw, "office-a")[0], 200)
+        self.assertEqual(gw.stop(), 0)
 
 
 class CliErrorTest(unittest.TestCase):
@@ -452,6 +451,7 @@ class UnrecordedTest(unittest.TestCase):
             w.cleanup()
             self.skipTest("cannot mount a tmpfs here")
         filler = os.path.join(disk, "filler")
+        gw = None
         try:
             audit.update({"path": os.path.join(disk, "audit.jsonl"), "on_failure": on_failure})
             gw = gateway(w.path, audit=audit).start()
@@ -480,6 +480,8 @@ class UnrecordedTest(unittest.TestCase):
             self.assertEqual(verify(gw)[0], 0, verify(gw)[1])
             self.recs = gw.audit_records()
         finally:
+            if gw is not None:
+                gw.stop()
             subprocess.run(["umount", disk], capture_output=True)
             w.cleanup()
 
