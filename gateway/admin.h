@@ -6,9 +6,21 @@
  *
  *   GET /healthz   200 while the process serves
  *   GET /readyz    200 when it can take requests: not draining and the
- *                  audit trail writable; else 503 with the reason
+ *                  audit trail writable; else 503 with the reason.  Names
+ *                  what is suspended, but stays 200 (docs/admin.md)
  *   GET /metrics   Prometheus text: requests, responses by class,
- *                  connections, handshake failures, audit trail state
+ *                  connections, handshake failures, audit trail state,
+ *                  suspensions
+ *
+ * The suspend switch (OPS-1; see suspend.h):
+ *   GET  /upstreams                    every upstream's state, and all
+ *                                      forwarding's
+ *   GET  /upstreams/NAME               one upstream's
+ *   POST /upstreams/NAME/suspend|resume
+ *   GET  /forwarding                   all forwarding's
+ *   POST /forwarding/suspend|resume
+ * Each POST writes an upstream_suspended / upstream_resumed event with the
+ * caller's uid, gid and pid (SO_PEERCRED) to the audit trail.
  *
  * Answers hold counters and states only, never request data.
  */
@@ -16,14 +28,17 @@
 #define TG_ADMIN_H
 
 #include "audit.h"
+#include "suspend.h"
 #include "worker.h"
 
 typedef struct admin admin;
 
 /* Bind the socket at path (replacing a stale one) and serve from a thread
- * of its own.  workers (n of them) and audit (may be NULL) are borrowed
- * and must outlive the admin plane.  Returns NULL after logging why. */
-admin *admin_start(const char *path, worker *workers, int n, audit_log *audit);
+ * of its own.  workers (n of them), audit (may be NULL) and susp are
+ * borrowed and must outlive the admin plane.  Returns NULL after logging
+ * why. */
+admin *admin_start(const char *path, worker *workers, int n, audit_log *audit,
+                   suspend_state *susp);
 
 /* Tell readiness the gateway is draining.  Thread-safe; cannot fail. */
 void admin_set_draining(admin *ad);

@@ -1,11 +1,12 @@
 /*
  * audit: the writer side of the tamper-evident trail.
  *
- * Workers only take a lock, store a pointer and a timestamp in a ring and
- * signal; everything else (serialising, chaining, writing, syncing,
- * forwarding to syslog) happens on the writer thread, so a slow disk never
- * holds a request longer than the lock.  The chain state (last seq, last
- * mac) belongs to the writer alone.
+ * Workers build a record's text (audit_rec: one allocation, no Jansson
+ * tree), then only take a lock, store the pointer and a timestamp in a ring
+ * and signal; stamping, chaining, writing, syncing and forwarding to syslog
+ * happen on the writer thread, so a slow disk never holds a request longer
+ * than the lock.  The chain state (last seq, last mac) belongs to the
+ * writer alone.
  *
  * Records that have been chained but not yet written sit in `pend`,
  * already in their final bytes.  A failed write is retried with the same
@@ -58,8 +59,14 @@
 static const char audit_zero_chain[65] =
     "0000000000000000000000000000000000000000000000000000000000000000";
 
+/* A queued record, already text: "{...}" from audit_rec or from Jansson on
+ * the submitting thread, so the writer neither serialises nor frees object
+ * trees.  body NULL stands for a record that could not be built: len is
+ * then the size it needed (written as record_oversize), or 0 when memory
+ * ran out (record_unserializable). */
 typedef struct audit_entry {
-    json_t *rec;
+    char *body;                     /* malloc'd */
+    size_t len;
     struct timespec ts;
 } audit_entry;
 
@@ -89,6 +96,8 @@ struct audit_log {
     unsigned long long enqueued;     /* ring entries ever queued */
     unsigned long long processed;    /* ring entries written */
     int stop, reopen_req;
+    int idle;                       /* the writer waits for records: the
+                                       next push wakes it (once) */
     int refuse_on_failure;
     long long full_logged_ms;       /* when a full queue was last reported */
     unsigned long long full_refusals; /* since then */
@@ -128,10 +137,13 @@ struct audit_log {
     /* Read-only after open. */
     audit_keys keys;
     EVP_MAC *mac;
-    /* Keyed once: a copy of one of these is all a MAC needs (no digest
-     * look-up or key schedule per record or per text). */
+    /* Keyed once: a copy of it is all a text digest needs (no digest
+     * look-up or key schedule per text); workers share it read-only. */
     EVP_MAC_CTX *text_tmpl;
-    EVP_MAC_CTX *chain_tmpl;
+    /* The writer's chain context, keyed once and re-initialised with that
+     * key for each record: no copy and no allocation per record.  Writer
+     * thread only. */
+    EVP_MAC_CTX *chain_ctx;
 };
 
 /* ---- Small helpers ------------------------------------------------------ */
@@ -765,6 +777,207 @@ static void audit_syslog_send(audit_log *a, const char *line, size_t len,
     }
 }
 
+/* ---- Records built as text ------------------------------------------------ */
+
+#define AUDIT_REC_START 1024            /* most records fit: one allocation */
+
+/* Append n bytes, or only count them once the record is too long for a
+ * line (the writer then records its size) or memory ran out. */
+static void audit_rec_put(audit_rec *r, const void *p, size_t n)
+{
+    r->want += n;
+    if (r->failed || r->data == NULL)
+        return;
+    if (r->want > AUDIT_LINE_MAX) {
+        free(r->data);
+        r->data = NULL;
+        r->len = r->alloc = 0;
+        return;
+    }
+    if (r->len + n + 1 > r->alloc) {
+        size_t na = r->alloc;
+        char *d;
+
+        while (na < r->len + n + 1)
+            na *= 2;
+        /* Metadata only, nothing to wipe: realloc may move it. */
+        d = realloc(r->data, na);
+        if (d == NULL) {
+            free(r->data);
+            r->data = NULL;
+            r->len = r->alloc = 0;
+            r->failed = 1;
+            return;
+        }
+        r->data = d;
+        r->alloc = na;
+    }
+    memcpy(r->data + r->len, p, n);
+    r->len += n;
+}
+
+static int audit_rec_dump_cb(const char *buf, size_t size, void *data)
+{
+    audit_rec *r = data;
+
+    audit_rec_put(r, buf, size);
+    return r->failed ? -1 : 0;
+}
+
+void audit_rec_init(audit_rec *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->data = malloc(AUDIT_REC_START);
+    if (r->data == NULL) {
+        r->failed = 1;
+        return;
+    }
+    r->alloc = AUDIT_REC_START;
+    r->data[0] = '{';
+    r->len = r->want = 1;
+}
+
+void audit_rec_free(audit_rec *r)
+{
+    free(r->data);
+    memset(r, 0, sizeof(*r));
+}
+
+/* The same escaping as Jansson's dump with JSON_ENSURE_ASCII, so a record
+ * has one byte form whichever way it was built: \" \\ \b \f \n \r \t,
+ * other control characters and everything above 0x7F as \uXXXX (upper-case
+ * hex, UTF-16 surrogate pairs beyond the BMP).  A byte that is not valid
+ * UTF-8 (never expected: names and rule ids come from validated JSON)
+ * becomes \uFFFD rather than breaking the line. */
+static void audit_rec_string(audit_rec *r, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+
+    audit_rec_put(r, "\"", 1);
+    while (*p != '\0') {
+        const unsigned char *run = p;
+        char esc[16];
+        uint32_t cp;
+        size_t need, i;
+
+        while (*p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
+            p++;
+        if (p > run)
+            audit_rec_put(r, run, (size_t)(p - run));
+        if (*p == '\0')
+            break;
+        switch (*p) {
+        case '"':  audit_rec_put(r, "\\\"", 2); p++; continue;
+        case '\\': audit_rec_put(r, "\\\\", 2); p++; continue;
+        case '\b': audit_rec_put(r, "\\b", 2); p++; continue;
+        case '\f': audit_rec_put(r, "\\f", 2); p++; continue;
+        case '\n': audit_rec_put(r, "\\n", 2); p++; continue;
+        case '\r': audit_rec_put(r, "\\r", 2); p++; continue;
+        case '\t': audit_rec_put(r, "\\t", 2); p++; continue;
+        default:   break;
+        }
+        if (*p < 0x80) {
+            cp = *p;
+            need = 0;
+        } else if (*p >= 0xC2 && *p <= 0xDF) {
+            cp = *p & 0x1F;
+            need = 1;
+        } else if (*p >= 0xE0 && *p <= 0xEF) {
+            cp = *p & 0x0F;
+            need = 2;
+        } else if (*p >= 0xF0 && *p <= 0xF4) {
+            cp = *p & 0x07;
+            need = 3;
+        } else {
+            cp = 0xFFFD;
+            need = (size_t)-1;
+        }
+        for (i = 1; need != (size_t)-1 && i <= need; i++) {
+            if ((p[i] & 0xC0) != 0x80) {
+                cp = 0xFFFD;
+                need = (size_t)-1;
+                break;
+            }
+            cp = cp << 6 | (p[i] & 0x3F);
+        }
+        if (need != (size_t)-1 &&
+            ((need == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+             (need == 3 && (cp < 0x10000 || cp > 0x10FFFF)))) {
+            cp = 0xFFFD;
+            need = (size_t)-1;
+        }
+        p += need == (size_t)-1 ? 1 : need + 1;
+        if (cp < 0x10000) {
+            snprintf(esc, sizeof(esc), "\\u%04X", (unsigned)cp);
+        } else {
+            cp -= 0x10000;
+            snprintf(esc, sizeof(esc), "\\u%04X\\u%04X",
+                     (unsigned)(0xD800 | (cp >> 10)),
+                     (unsigned)(0xDC00 | (cp & 0x3FF)));
+        }
+        audit_rec_put(r, esc, strlen(esc));
+    }
+    audit_rec_put(r, "\"", 1);
+}
+
+/* The separator and key before a value. */
+static void audit_rec_key(audit_rec *r, const char *key)
+{
+    if (r->comma)
+        audit_rec_put(r, ",", 1);
+    r->comma = 1;
+    if (key != NULL) {
+        audit_rec_string(r, key);
+        audit_rec_put(r, ":", 1);
+    }
+}
+
+void audit_rec_str(audit_rec *r, const char *key, const char *val)
+{
+    audit_rec_key(r, key);
+    if (val == NULL)
+        audit_rec_put(r, "null", 4);
+    else
+        audit_rec_string(r, val);
+}
+
+void audit_rec_int(audit_rec *r, const char *key, long long v)
+{
+    char num[24];
+    int n = snprintf(num, sizeof(num), "%lld", v);
+
+    audit_rec_key(r, key);
+    audit_rec_put(r, num, (size_t)n);
+}
+
+void audit_rec_null(audit_rec *r, const char *key)
+{
+    audit_rec_key(r, key);
+    audit_rec_put(r, "null", 4);
+}
+
+void audit_rec_bool(audit_rec *r, const char *key, int v)
+{
+    audit_rec_key(r, key);
+    if (v)
+        audit_rec_put(r, "true", 4);
+    else
+        audit_rec_put(r, "false", 5);
+}
+
+void audit_rec_open(audit_rec *r, const char *key, char kind)
+{
+    audit_rec_key(r, key);
+    audit_rec_put(r, kind == '[' ? "[" : "{", 1);
+    r->comma = 0;
+}
+
+void audit_rec_close(audit_rec *r, char kind)
+{
+    audit_rec_put(r, kind == ']' ? "]" : "}", 1);
+    r->comma = 1;
+}
+
 /* ---- Formatting ------------------------------------------------------------ */
 
 /* Append to pend (allocated once at open, so this never allocates).
@@ -778,45 +991,30 @@ static void audit_pend_add(audit_log *a, const void *p, size_t n)
     a->pend_len += n;
 }
 
-/* Append one chained line for rec (borrowed; NULL or a non-object is
- * replaced by a record_unserializable event) stamped with ts, advancing
- * seq and chain.  Returns 0, or -1 when memory runs out (nothing appended,
- * chain unchanged: the caller retries later). */
-static int audit_format_one(audit_log *a, json_t *rec, const struct timespec *ts)
+/* Append one chained line for the entry's record stamped with its time,
+ * advancing seq and chain.  Returns 0, or -1 when OpenSSL cannot allocate
+ * (nothing appended, chain unchanged: the caller retries later). */
+static int audit_format_one(audit_log *a, const audit_entry *e)
 {
-    const size_t flags = JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII;
     char tsbuf[32], head[96], small[80], mac[65];
     unsigned char md[32];
-    char *dump = NULL;
-    const char *body;
-    size_t dlen, hl, start = a->pend_len;
+    const char *body = e->body;
+    size_t dlen = e->len, hl, start = a->pend_len, outl = 0;
     int n;
 
-    audit_format_ts(ts, tsbuf);
-    if (json_is_object(rec)) {
-        /* The trail's own fields are stamped here, never taken from the
-         * caller. */
-        json_object_del(rec, "ts");
-        json_object_del(rec, "seq");
-        json_object_del(rec, "mac");
-        dump = json_dumps(rec, flags);
-        if (dump == NULL)
-            log_err("audit: a record could not be serialised; writing a "
-                    "record_unserializable event in its place");
-    }
-    body = dump;
-    if (body == NULL) {
+    audit_format_ts(&e->ts, tsbuf);
+    if (body == NULL && dlen == 0) {
         snprintf(small, sizeof(small), "{\"event\":\"record_unserializable\"}");
         body = small;
+        dlen = strlen(small);
     }
-    dlen = strlen(body);
     n = snprintf(head, sizeof(head), "{\"ts\":\"%s\",\"seq\":%" PRIu64, tsbuf,
                  a->seq + 1);
     if (n < 0 || (size_t)n >= sizeof(head))
         abort();
     hl = (size_t)n;
     /* The line is head + ("," + body without '{' | "}") + ,"mac":"..."} \n */
-    if (hl + dlen + AUDIT_MAC_SUFFIX_LEN > AUDIT_LINE_MAX) {
+    if (body == NULL || hl + dlen + AUDIT_MAC_SUFFIX_LEN > AUDIT_LINE_MAX) {
         log_err("audit: a record of %zu bytes exceeds the %d-byte line "
                 "limit; writing a record_oversize event in its place", dlen,
                 AUDIT_LINE_MAX);
@@ -832,16 +1030,12 @@ static int audit_format_one(audit_log *a, json_t *rec, const struct timespec *ts
     } else {
         audit_pend_add(a, "}", 1);
     }
-    {
-        /* json_dumps allocates with Jansson's allocator, which the
-         * gateway replaces (it wipes what it frees): free with it too. */
-        json_malloc_t jm;
-        json_free_t jf;
-        json_get_alloc_funcs(&jm, &jf);
-        jf(dump);
-    }
-    if (audit_hmac_from(a->chain_tmpl, a->chain, 64, "\n", 1,
-                   a->pend + start, a->pend_len - start, md) != 0) {
+    if (!EVP_MAC_init(a->chain_ctx, NULL, 0, NULL) ||
+        !EVP_MAC_update(a->chain_ctx, (const unsigned char *)a->chain, 64) ||
+        !EVP_MAC_update(a->chain_ctx, (const unsigned char *)"\n", 1) ||
+        !EVP_MAC_update(a->chain_ctx, (const unsigned char *)a->pend + start,
+                        a->pend_len - start) ||
+        !EVP_MAC_final(a->chain_ctx, md, &outl, sizeof(md)) || outl != 32) {
         a->pend_len = start;
         return -1;
     }
@@ -857,17 +1051,50 @@ static int audit_format_one(audit_log *a, json_t *rec, const struct timespec *ts
     return 0;
 }
 
+/* Serialise rec (stolen; NULL or a non-object gives an entry for
+ * record_unserializable) into e, on the calling thread.  Cannot fail. */
+static void audit_entry_from_json(json_t *rec, audit_entry *e)
+{
+    const size_t flags = JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII;
+    audit_rec r;
+
+    e->body = NULL;
+    e->len = 0;
+    if (json_is_object(rec)) {
+        /* The trail's own fields are stamped by the writer, never taken
+         * from the caller. */
+        json_object_del(rec, "ts");
+        json_object_del(rec, "seq");
+        json_object_del(rec, "mac");
+        audit_rec_init(&r);
+        if (!r.failed)
+            r.len = r.want = 0; /* json_dump_callback writes the braces */
+        if (json_dump_callback(rec, audit_rec_dump_cb, &r, flags) != 0)
+            r.failed = 1;
+        if (r.failed || (r.data == NULL && r.want <= AUDIT_LINE_MAX)) {
+            log_err("audit: a record could not be serialised; writing a "
+                    "record_unserializable event in its place");
+            audit_rec_free(&r);
+        } else {
+            e->body = r.data;
+            e->len = r.data != NULL ? r.len : r.want;
+        }
+    }
+    json_decref(rec);
+}
+
 /* Format a writer-made event (reopen, records_lost).  Returns 0 or -1. */
 static int audit_format_event(audit_log *a, json_t *ev)
 {
-    struct timespec now;
+    audit_entry e;
     int rc;
 
     if (ev == NULL)
         return -1;
-    clock_gettime(CLOCK_REALTIME, &now);
-    rc = audit_format_one(a, ev, &now);
-    json_decref(ev);
+    audit_entry_from_json(ev, &e);
+    clock_gettime(CLOCK_REALTIME, &e.ts);
+    rc = e.body != NULL ? audit_format_one(a, &e) : -1;
+    free(e.body);
     return rc;
 }
 
@@ -1155,6 +1382,8 @@ static void audit_wait(audit_log *a, long long *now)
         }
         if (deadline >= 0 && *now >= deadline)
             return;
+        /* While failing, records wait for the retry timer. */
+        a->idle = !atomic_load(&a->failing);
         if (deadline < 0) {
             pthread_cond_wait(&a->cv_work, &a->mu);
         } else {
@@ -1163,6 +1392,7 @@ static void audit_wait(audit_log *a, long long *now)
             audit_abs_time(deadline, &abs);
             pthread_cond_timedwait(&a->cv_work, &a->mu, &abs);
         }
+        a->idle = 0;
     }
 }
 
@@ -1187,7 +1417,7 @@ static void *audit_writer(void *arg)
             a->carry_n = a->carry_off = 0;
             while (a->carry_n < AUDIT_BATCH && a->count > 0) {
                 a->carry[a->carry_n++] = a->ring[a->head];
-                a->ring[a->head].rec = NULL;
+                a->ring[a->head].body = NULL;
                 a->head = (a->head + 1) % a->cap;
                 a->count--;
             }
@@ -1237,12 +1467,12 @@ static void *audit_writer(void *arg)
                a->pend_len < AUDIT_BATCH_BYTES) {
             audit_entry *e = &a->carry[a->carry_off];
 
-            if (audit_format_one(a, e->rec, &e->ts) != 0) {
+            if (audit_format_one(a, e) != 0) {
                 audit_set_failing(a, "format a record for", ENOMEM);
                 break;
             }
-            json_decref(e->rec);
-            e->rec = NULL;
+            free(e->body);
+            e->body = NULL;
             a->carry_off++;
             formatted++;
         }
@@ -1284,10 +1514,10 @@ static void audit_free(audit_log *a)
         return;
     if (a->ring != NULL)
         for (size_t i = 0; i < a->count; i++)
-            json_decref(a->ring[(a->head + i) % a->cap].rec);
+            free(a->ring[(a->head + i) % a->cap].body);
     if (a->carry != NULL)
         for (size_t i = a->carry_off; i < a->carry_n; i++)
-            json_decref(a->carry[i].rec);
+            free(a->carry[i].body);
     free(a->ring);
     free(a->carry);
     free(a->pend);
@@ -1296,7 +1526,7 @@ static void audit_free(audit_log *a)
     audit_syslog_close(&a->sys);
     tg_buf_free(&a->sys.backlog);
     EVP_MAC_CTX_free(a->text_tmpl);
-    EVP_MAC_CTX_free(a->chain_tmpl);
+    EVP_MAC_CTX_free(a->chain_ctx);
     EVP_MAC_free(a->mac);
     audit_keys_wipe(&a->keys);
     free(a->path);
@@ -1360,8 +1590,8 @@ audit_log *audit_open(const audit_conf *conf, FILE *errs)
         goto fail;
     }
     a->text_tmpl = audit_hmac_keyed(a->mac, a->keys.text);
-    a->chain_tmpl = audit_hmac_keyed(a->mac, a->keys.chain);
-    if (a->text_tmpl == NULL || a->chain_tmpl == NULL)
+    a->chain_ctx = audit_hmac_keyed(a->mac, a->keys.chain);
+    if (a->text_tmpl == NULL || a->chain_ctx == NULL)
         goto oom;
     if (conf->syslog != NULL) {
         if (audit_syslog_parse(conf->syslog, &a->sys, err, sizeof(err)) != 0) {
@@ -1483,27 +1713,63 @@ int audit_reserve(audit_log *a)
     return rc;
 }
 
-static void audit_push(audit_log *a, json_t *rec)
+/* Under mu: queue the record text (taken over from *in).  Returns 1 when
+ * the caller must wake the writer, which it does after unlocking: woken
+ * under the lock, the writer would only block on it again (two more
+ * context switches per record), and a busy writer needs no signal at
+ * all. */
+static int audit_push(audit_log *a, const audit_entry *in)
 {
+    int wake = a->idle;
+
     audit_entry *e = &a->ring[(a->head + a->count) % a->cap];
 
-    e->rec = rec;
+    e->body = in->body;
+    e->len = in->len;
     /* Stamped under the lock, so time follows queue (and seq) order. */
     clock_gettime(CLOCK_REALTIME, &e->ts);
     a->count++;
     a->enqueued++;
     atomic_store(&a->used, a->count + a->reserved);
-    pthread_cond_signal(&a->cv_work);
+    a->idle = 0;
+    return wake;
 }
 
-void audit_commit(audit_log *a, json_t *rec)
+static void audit_commit_entry(audit_log *a, const audit_entry *e)
 {
+    int wake;
+
     pthread_mutex_lock(&a->mu);
     if (a->reserved == 0)
         abort();    /* commit without reserve: a caller bug */
     a->reserved--;
-    audit_push(a, rec);
+    wake = audit_push(a, e);
     pthread_mutex_unlock(&a->mu);
+    if (wake)
+        pthread_cond_signal(&a->cv_work);
+}
+
+void audit_commit(audit_log *a, json_t *rec)
+{
+    audit_entry e;
+
+    audit_entry_from_json(rec, &e);
+    audit_commit_entry(a, &e);
+}
+
+void audit_commit_rec(audit_log *a, audit_rec *r)
+{
+    audit_entry e;
+
+    audit_rec_put(r, "}", 1);
+    e.body = r->failed ? NULL : r->data;
+    e.len = r->failed ? 0 : r->data != NULL ? r->len : r->want;
+    if (r->failed)
+        log_err("audit: no memory to build a record; writing a "
+                "record_unserializable event in its place");
+    r->data = NULL;
+    audit_rec_free(r);
+    audit_commit_entry(a, &e);
 }
 
 void audit_release(audit_log *a)
@@ -1519,7 +1785,10 @@ void audit_release(audit_log *a)
 int audit_submit(audit_log *a, json_t *rec)
 {
     unsigned long long warn = 0;
+    audit_entry e;
+    int wake;
 
+    audit_entry_from_json(rec, &e);
     pthread_mutex_lock(&a->mu);
     if (!audit_room(a, &warn)) {
         a->lost_pending++;
@@ -1527,11 +1796,13 @@ int audit_submit(audit_log *a, json_t *rec)
         if (warn)
             audit_warn_full(a, warn);
         atomic_fetch_add(&a->st_lost, 1);
-        json_decref(rec);
+        free(e.body);
         return -1;
     }
-    audit_push(a, rec);
+    wake = audit_push(a, &e);
     pthread_mutex_unlock(&a->mu);
+    if (wake)
+        pthread_cond_signal(&a->cv_work);
     return 0;
 }
 

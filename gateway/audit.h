@@ -66,8 +66,51 @@ int audit_reserve(audit_log *a);
 /* Queue a record into a slot taken by audit_reserve.  Steals rec.  Cannot
  * fail: the slot is there.  (A NULL or non-object rec is written as a
  * record_unserializable event, so the exchange keeps its place; committing
- * without a reservation is a caller bug and aborts.) */
+ * without a reservation is a caller bug and aborts.)  The record is
+ * serialised on the calling thread; the request path builds its records
+ * with audit_rec instead (below), which costs one allocation. */
 void audit_commit(audit_log *a, json_t *rec);
+
+/* A record built directly as the text the trail writes: compact JSON, ASCII
+ * only (non-ASCII as \uXXXX escapes), fields in the order added -- the very
+ * bytes json_dumps gives with JSON_COMPACT | JSON_ENSURE_ASCII |
+ * JSON_PRESERVE_ORDER.  The request path uses it because a Jansson object
+ * costs some sixty allocations per record on the worker and as many frees
+ * on the writer thread (whose frees then contend for the workers' malloc
+ * arenas); this costs one.  Metadata only, like every record, so the
+ * buffer is not wiped.
+ *
+ * Usage: audit_rec_init, then audit_rec_str/int/null/open/close for each
+ * field (key NULL for the elements of an array), then audit_commit_rec or
+ * audit_rec_free.  The functions cannot fail: a record that runs out of
+ * memory is committed as a record_unserializable event, one longer than
+ * AUDIT_LINE_MAX as a record_oversize event, so the exchange keeps its
+ * place in the chain either way.  Never add "ts", "seq" or "mac": the trail
+ * stamps those. */
+typedef struct audit_rec {
+    char *data;         /* "{..." while building; NULL after a failure */
+    size_t len, alloc;
+    size_t want;        /* bytes the record needs, counted past the cap too */
+    int failed;         /* out of memory */
+    int comma;          /* a value precedes at the current level */
+} audit_rec;
+
+void audit_rec_init(audit_rec *r);
+void audit_rec_str(audit_rec *r, const char *key, const char *val); /* NULL: null */
+void audit_rec_int(audit_rec *r, const char *key, long long v);
+void audit_rec_null(audit_rec *r, const char *key);
+void audit_rec_bool(audit_rec *r, const char *key, int v);
+void audit_rec_open(audit_rec *r, const char *key, char kind);      /* '{' or '[' */
+void audit_rec_close(audit_rec *r, char kind);                      /* '}' or ']' */
+
+/* Discard a record that will not be committed.  Cannot fail. */
+void audit_rec_free(audit_rec *r);
+
+/* audit_commit for a record built with audit_rec: closes it and queues its
+ * text into the slot taken by audit_reserve.  Takes over r's buffer (r is
+ * left empty).  Cannot fail (committing without a reservation aborts, as
+ * with audit_commit). */
+void audit_commit_rec(audit_log *a, audit_rec *r);
 
 /* Give back an unused reservation.  Cannot fail. */
 void audit_release(audit_log *a);

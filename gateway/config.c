@@ -18,7 +18,7 @@
 #define CONFIG_MAX_LISTENERS  64
 #define CONFIG_MAX_UPSTREAMS  64
 #define CONFIG_MAX_CLIENTS    10000
-#define CONFIG_NAME_MAX       64
+#define CONFIG_NAME_MAX       TG_NAME_MAX
 /* Positions are recorded this deep; the schema is three levels deep, so only
  * the key of an unknown member ever matters below that. */
 #define CONFIG_SCAN_DEPTH     32
@@ -1588,7 +1588,7 @@ static void config_upstreams(config_ctx *c, json_t *root, tg_config *cfg)
         "name", "adapter", "url", "api_key_file", "ca_file", "tls_profile",
         "connect_timeout_ms", "timeout_ms", "max_retries", "retry_backoff_ms",
         "max_connections", "default_source_lang", "clearance", "pins", "proxy",
-        NULL
+        "suspended", NULL
     };
     json_t *a = config_get_list(c, root, "upstreams", CONFIG_MAX_UPSTREAMS,
                                 "upstream");
@@ -1690,6 +1690,7 @@ static void config_upstreams(config_ctx *c, json_t *root, tg_config *cfg)
             else
                 u->proxy = config_dup(c, s);
         }
+        config_get_bool(c, o, "suspended", &u->suspended);
         config_pop(c, saved);
     }
     config_pop(c, base);
@@ -2232,6 +2233,7 @@ int config_print(const tg_config *cfg, FILE *out)
                 u->max_retries, u->retry_backoff_ms, u->max_connections,
                 u->default_source_lang ? u->default_source_lang : "(none)",
                 u->clearance);
+        fprintf(out, "    suspended: %s\n", u->suspended ? "true" : "false");
         fprintf(out, "    proxy: %s\n    pins:", u->proxy ? u->proxy : "(none)");
         if (u->n_pins == 0)
             fprintf(out, " (none)");

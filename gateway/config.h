@@ -18,6 +18,7 @@
 
 #define TG_DEFAULT_MAX_BODY       (128u * 1024u)
 #define TG_DEFAULT_TLS_PROFILE    "cryptrec-strict"
+#define TG_NAME_MAX               64    /* upstream and client names */
 
 typedef enum tg_adapter_kind {
     TG_ADAPTER_DEEPL = 0,     /* any vendor speaking DeepL API v2 */
@@ -73,6 +74,8 @@ typedef struct tg_upstream_conf {
     char **pins;                /* "sha256//<base64>" public key pins; NULL if none */
     size_t n_pins;
     char *proxy;                /* "http://host:port" egress proxy; NULL if none */
+    bool  suspended;            /* forwarding to it suspended (OPS-1), the
+                                   persistent form of the suspend switch */
     int line, column;
 } tg_upstream_conf;
 

@@ -13,6 +13,7 @@
 #include "auth.h"
 #include "log.h"
 #include "pol.h"
+#include "suspend.h"
 #include "tg_buf.h"
 #include "tls_front.h"
 #include "upstream.h"
@@ -64,10 +65,14 @@ typedef struct http_req {
     const char *endpoint;        /* static */
     const char *reason;          /* static: the response's code, "ok" */
     int forwarded;               /* something was sent to a vendor */
+    int refused;                 /* refused by an operator's decision (the
+                                    suspend switch), whatever the status */
     char source[64];
     char cert_fp[65];
-    json_t *text_macs;           /* digests of the original texts */
-    json_t *detections;          /* entity type -> count */
+    char (*text_macs)[65];       /* digests of the original texts */
+    size_t n_text_macs;
+    unsigned *detections;        /* values found per entity type of r->rt's
+                                    policy; NULL until the policy ran */
     int level;
     const char *rule;            /* borrowed from r->rt's policy engine */
     int upstream;                /* index in cfg->upstreams, -1 */
@@ -321,6 +326,31 @@ static const rt_upstream *client_upstream(http_req *r)
     return i < 0 ? NULL : &r->rt->upstreams[i];
 }
 
+/* The suspend switch (OPS-1), checked just before a request would leave:
+ * a suspended upstream, or all forwarding suspended, refuses it with a
+ * 503 that says so, and nothing is sent.  Returns 0 to go on, or -1 with
+ * the response set. */
+static int check_suspended(http_req *r, const rt_upstream *up)
+{
+    suspend_scope sc = suspend_check(r->w->susp, up->conf->name);
+
+    if (sc == SUSPEND_NONE)
+        return 0;
+    r->upstream = (int)(up - r->rt->upstreams);
+    r->refused = 1;
+    r->w->stats.refused_suspended++;
+    set_error(r, 503, sc == SUSPEND_ALL
+              ? "Forwarding is suspended by the gateway's operator; retry later"
+              : "Forwarding to this terminal's translation service is suspended "
+                "by the gateway's operator; retry later",
+              "upstream_suspended");
+    /* Debug only: while suspended every request would log a line; the
+     * audit trail and the metrics count them. */
+    log_debug("request %s: refused: %s suspended", r->id,
+              sc == SUSPEND_ALL ? "forwarding" : "upstream");
+    return -1;
+}
+
 static int admit_inflight(http_req *r)
 {
     if (r->w->state != WORKER_RUNNING) {
@@ -390,14 +420,10 @@ static void note_policy(http_req *r, const pol_decision *d)
 
     r->level = d->level;
     r->rule = d->rule_id;
-    json_decref(r->detections);
-    r->detections = json_object();
-    for (size_t i = 0; r->detections != NULL && i < pol_engine_ntypes(pe); i++) {
-        unsigned c = pol_session_count(r->pol, i);
-        if (c > 0)
-            json_object_set_new(r->detections, pol_engine_type_name(pe, i),
-                                json_integer(c));
-    }
+    free(r->detections);
+    r->detections = calloc(pol_engine_ntypes(pe) + 1, sizeof(*r->detections));
+    for (size_t i = 0; r->detections != NULL && i < pol_engine_ntypes(pe); i++)
+        r->detections[i] = pol_session_count(r->pol, i);
 }
 
 /* A security event in the audit trail, beside the exchange record. */
@@ -580,13 +606,16 @@ static void handle_translate(http_req *r)
              r->treq.source_lang ? r->treq.source_lang : "");
     snprintf(r->target_lang, sizeof(r->target_lang), "%s",
              r->treq.target_lang ? r->treq.target_lang : "");
-    r->text_macs = json_array();
-    for (size_t i = 0; r->w->audit && r->text_macs != NULL && i < r->treq.n_texts; i++) {
-        char mac[65];
-        audit_text_mac(r->w->audit, r->treq.texts[i], r->treq.text_lens[i], mac);
-        json_array_append_new(r->text_macs, json_string(mac));
+    if (r->w->audit != NULL && r->treq.n_texts > 0) {
+        r->text_macs = calloc(r->treq.n_texts, sizeof(*r->text_macs));
+        for (size_t i = 0; r->text_macs != NULL && i < r->treq.n_texts; i++)
+            audit_text_mac(r->w->audit, r->treq.texts[i], r->treq.text_lens[i],
+                           r->text_macs[i]);
+        r->n_text_macs = r->text_macs != NULL ? r->treq.n_texts : 0;
     }
     if (apply_policy(r, up) != 0)
+        goto fail;
+    if (check_suspended(r, up) != 0)
         goto fail;
     if (admit_inflight(r) != 0)
         goto fail;
@@ -651,6 +680,8 @@ static void handle_languages(http_req *r)
                   "malformed_request");
         return;
     }
+    if (check_suspended(r, up) != 0)
+        return;
     if (admit_inflight(r) != 0)
         return;
     req = calloc(1, sizeof(*req));
@@ -942,17 +973,21 @@ void http_reject(front_conn *c, h1_err e)
     deliver(r);
 }
 
-static json_t *str_or_null(const char *s)
+static const char *str_or_null(const char *s)
 {
-    return s != NULL && s[0] != '\0' ? json_string(s) : json_null();
+    return s != NULL && s[0] != '\0' ? s : NULL;
 }
 
-/* The exchange's audit record (metadata only; see docs/audit.md). */
-static json_t *exchange_record(http_req *r, int delivered)
+/* Queue the exchange's audit record (metadata only; see docs/audit.md).
+ * Built as text, in the field order of the format, without Jansson (one
+ * allocation: see audit_rec).  delivered: the answer reached the terminal
+ * in full. */
+static void commit_exchange_record(http_req *r, int delivered)
 {
     const tg_config *cfg = r->rt->cfg;
+    const pol_engine *pe = r->rt->policy;
     const char *decision, *reason = r->reason;
-    json_t *rec;
+    audit_rec rec;
 
     if (!delivered || r->resp_status == 0) {
         /* The answer did not reach the terminal in full: it left, or the
@@ -960,43 +995,52 @@ static json_t *exchange_record(http_req *r, int delivered)
          * a complete answer is not this case.) */
         decision = "failed";
         reason = "terminal_disconnected";
+    } else if (r->refused) {
+        decision = "refused";
     } else if (r->forwarded) {
         decision = r->resp_status == 200 ? "forwarded" : "failed";
     } else {
         decision = r->resp_status < 400 ? "answered"
                  : r->resp_status < 500 ? "refused" : "failed";
     }
-    rec = json_pack("{s:s, s:o, s:o, s:s, s:s}",
-                    "request_id", r->id,
-                    "client", r->client >= 0 ? json_string(cfg->clients[r->client].name)
-                                             : json_null(),
-                    "cert_fp", str_or_null(r->cert_fp),
-                    "source", r->source,
-                    "endpoint", r->endpoint);
-    if (rec == NULL)
-        return json_pack("{s:s, s:s}", "request_id", r->id, "decision", "failed");
-    json_object_set_new(rec, "status", json_integer(r->resp_status));
-    json_object_set_new(rec, "source_lang", str_or_null(r->source_lang));
-    json_object_set_new(rec, "target_lang", str_or_null(r->target_lang));
-    json_object_set_new(rec, "texts", json_integer((json_int_t)json_array_size(r->text_macs)));
-    json_object_set_new(rec, "chars_in", json_integer((json_int_t)r->chars_in));
-    json_object_set_new(rec, "chars_out", json_integer((json_int_t)r->chars_out));
-    json_object_set_new(rec, "detections", r->detections ? json_incref(r->detections)
-                                                         : json_object());
-    json_object_set_new(rec, "level", r->level ? json_integer(r->level) : json_null());
-    json_object_set_new(rec, "rule", str_or_null(r->rule));
-    json_object_set_new(rec, "decision", json_string(decision));
-    json_object_set_new(rec, "reason", json_string(reason));
-    json_object_set_new(rec, "upstream", r->upstream >= 0
-                        ? json_string(cfg->upstreams[r->upstream].name) : json_null());
-    json_object_set_new(rec, "vendor_addr", str_or_null(r->vendor_addr));
-    json_object_set_new(rec, "vendor_status", r->vendor_status
-                        ? json_integer(r->vendor_status) : json_null());
-    json_object_set_new(rec, "latency_ms", json_integer((json_int_t)(tg_now_ms() - r->t0)));
-    json_object_set_new(rec, "upstream_ms", json_integer((json_int_t)r->upstream_ms));
-    json_object_set_new(rec, "text_macs", r->text_macs ? json_incref(r->text_macs)
-                                                       : json_array());
-    return rec;
+    audit_rec_init(&rec);
+    audit_rec_str(&rec, "request_id", r->id);
+    audit_rec_str(&rec, "client", r->client >= 0 ? cfg->clients[r->client].name : NULL);
+    audit_rec_str(&rec, "cert_fp", str_or_null(r->cert_fp));
+    audit_rec_str(&rec, "source", r->source);
+    audit_rec_str(&rec, "endpoint", r->endpoint);
+    audit_rec_int(&rec, "status", r->resp_status);
+    audit_rec_str(&rec, "source_lang", str_or_null(r->source_lang));
+    audit_rec_str(&rec, "target_lang", str_or_null(r->target_lang));
+    audit_rec_int(&rec, "texts", (long long)r->n_text_macs);
+    audit_rec_int(&rec, "chars_in", (long long)r->chars_in);
+    audit_rec_int(&rec, "chars_out", (long long)r->chars_out);
+    audit_rec_open(&rec, "detections", '{');
+    for (size_t i = 0; r->detections != NULL && i < pol_engine_ntypes(pe); i++)
+        if (r->detections[i] > 0)
+            audit_rec_int(&rec, pol_engine_type_name(pe, i), r->detections[i]);
+    audit_rec_close(&rec, '}');
+    if (r->level)
+        audit_rec_int(&rec, "level", r->level);
+    else
+        audit_rec_null(&rec, "level");
+    audit_rec_str(&rec, "rule", str_or_null(r->rule));
+    audit_rec_str(&rec, "decision", decision);
+    audit_rec_str(&rec, "reason", reason);
+    audit_rec_str(&rec, "upstream", r->upstream >= 0 ? cfg->upstreams[r->upstream].name
+                                                     : NULL);
+    audit_rec_str(&rec, "vendor_addr", str_or_null(r->vendor_addr));
+    if (r->vendor_status)
+        audit_rec_int(&rec, "vendor_status", r->vendor_status);
+    else
+        audit_rec_null(&rec, "vendor_status");
+    audit_rec_int(&rec, "latency_ms", (long long)(tg_now_ms() - r->t0));
+    audit_rec_int(&rec, "upstream_ms", (long long)r->upstream_ms);
+    audit_rec_open(&rec, "text_macs", '[');
+    for (size_t i = 0; i < r->n_text_macs; i++)
+        audit_rec_str(&rec, NULL, r->text_macs[i]);
+    audit_rec_close(&rec, ']');
+    audit_commit_rec(r->w->audit, &rec);
 }
 
 void http_finish(http_req *r, int delivered)
@@ -1015,9 +1059,9 @@ void http_finish(http_req *r, int delivered)
     tg_buf_free(&r->body);
     tg_buf_free(&r->resp);
     if (r->audit_reserved)
-        audit_commit(w->audit, exchange_record(r, delivered));
-    json_decref(r->text_macs);
-    json_decref(r->detections);
+        commit_exchange_record(r, delivered);
+    free(r->text_macs);
+    free(r->detections);
     if (r->entered)
         access_leave(r->rt, r->client);
     runtime_unref(r->rt);

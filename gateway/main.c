@@ -17,6 +17,7 @@
 #include "api.h"
 #include "audit.h"
 #include "auth.h"
+#include "cmd_admin.h"
 #include "cmd_policy.h"
 #include "config.h"
 #include "log.h"
@@ -39,6 +40,9 @@ static const char usage_main[] =
     "  policy test ...        show what the policy would mask or refuse in a text\n"
     "  audit verify|mac|keygen  check the audit trail's chain, compute a text's\n"
     "                         digest, or create an audit key\n"
+    "  admin suspend|resume|status [UPSTREAM|--all]\n"
+    "                         suspend or resume forwarding on the running gateway\n"
+    "                         (its admin socket), or show what is suspended\n"
     "  version                print versions of transgate and its libraries\n"
     "\n"
     "Run 'transgate <command> --help' for the options of a command.\n";
@@ -267,6 +271,8 @@ int main(int argc, char **argv)
         return cmd_policy(argc - 1, argv + 1);
     if (strcmp(cmd, "audit") == 0)
         return cmd_audit(argc - 1, argv + 1);
+    if (strcmp(cmd, "admin") == 0)
+        return cmd_admin(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         if (want_help(argc - 1, argv + 1)) {
             printf("usage: transgate version\n\nPrint the versions of transgate and its libraries.\n");

@@ -20,6 +20,7 @@
 #include "config.h"
 #include "log.h"
 #include "runtime.h"
+#include "suspend.h"
 #include "worker.h"
 
 /* Each terminal costs its TCP connection plus, while its request is with a
@@ -127,6 +128,33 @@ static void audit_lifecycle(audit_log *a, const char *event, const tg_runtime *r
         log_err("audit: could not queue the %s event", event);
 }
 
+/* A change of an upstream's suspension made by the configuration (its
+ * "suspended" key at start or reload, or its removal): said in the
+ * diagnostics and recorded in the trail (LOG-2). */
+static void on_config_suspension(void *arg, const char *upstream, int suspended,
+                                 int removed)
+{
+    audit_log *a = arg;
+    json_t *ev;
+
+    if (removed)
+        log_warn("upstream %s: removed from the configuration while suspended; "
+                 "its suspension ends with it", upstream);
+    else
+        log_warn("upstream %s: %s by the configuration", upstream,
+                 suspended ? "suspended" : "no longer suspended");
+    if (a == NULL)
+        return;
+    ev = json_pack("{s:s, s:s, s:b, s:s}", "event",
+                   suspended ? "upstream_suspended" : "upstream_resumed",
+                   "upstream", upstream, "all", 0, "via", "configuration");
+    if (ev != NULL && removed)
+        json_object_set_new(ev, "removed", json_true());
+    if (ev == NULL || audit_submit(a, ev) != 0)
+        log_err("audit: could not queue the %s event of upstream %s",
+                suspended ? "upstream_suspended" : "upstream_resumed", upstream);
+}
+
 /* Listener addresses are bound once; a reload may change everything else. */
 static int same_listeners(const tg_config *a, const tg_config *b)
 {
@@ -183,6 +211,7 @@ int server_run(const char *config_path)
     tg_runtime *rt;
     worker *workers = NULL;
     audit_log *audit = NULL;
+    suspend_state *susp = NULL;
     admin *ad = NULL;
     audit_conf ac;
     int nworkers = 0, started = 0, rc = 1;
@@ -217,6 +246,12 @@ int server_run(const char *config_path)
             goto out;
         audit_lifecycle(audit, "start", rt, config_path);
     }
+    susp = suspend_new();
+    if (susp == NULL ||
+        suspend_configure(susp, rt->cfg, on_config_suspension, audit) != SUSPEND_OK) {
+        log_err("out of memory");
+        goto out;
+    }
     nworkers = rt->cfg->workers;
     if (nworkers <= 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -241,7 +276,7 @@ int server_run(const char *config_path)
     if (workers == NULL)
         goto out;
     for (int i = 0; i < nworkers; i++) {
-        if (worker_init(&workers[i], i, rt, audit) != 0) {
+        if (worker_init(&workers[i], i, rt, audit, susp) != 0) {
             for (int j = 0; j < i; j++)
                 worker_join(&workers[j]);
             goto out;
@@ -261,7 +296,7 @@ int server_run(const char *config_path)
         started++;
     }
     if (rt->cfg->admin_socket != NULL) {
-        ad = admin_start(rt->cfg->admin_socket, workers, started, audit);
+        ad = admin_start(rt->cfg->admin_socket, workers, started, audit, susp);
         if (ad == NULL)
             goto out;
     }
@@ -287,6 +322,12 @@ int server_run(const char *config_path)
                     log_err("audit: could not queue the reload event");
             } else {
                 audit_lifecycle(audit, "reload", next, config_path);
+                /* Before the workers switch, so that an upstream the new
+                 * configuration suspends is refused from now on. */
+                if (suspend_configure(susp, next->cfg, on_config_suspension,
+                                      audit) != SUSPEND_OK)
+                    log_err("reload: out of memory applying the upstreams' "
+                            "\"suspended\" keys; suspensions unchanged");
                 for (int i = 0; i < started; i++)
                     worker_set_runtime(&workers[i], next);
                 runtime_unref(rt);
@@ -303,6 +344,7 @@ out:
         worker_join(&workers[i]);
     admin_stop(ad);
     free(workers);
+    suspend_free(susp);
     if (audit != NULL) {
         json_t *ev = json_pack("{s:s, s:s}", "event", "stop", "reason",
                                rc == 0 ? "signal" : "start-up failed");

@@ -175,7 +175,8 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-int worker_init(worker *w, int id, const tg_runtime *rt, struct audit_log *audit)
+int worker_init(worker *w, int id, const tg_runtime *rt, struct audit_log *audit,
+                struct suspend_state *susp)
 {
     const tg_config *cfg = rt->cfg;
 
@@ -183,6 +184,7 @@ int worker_init(worker *w, int id, const tg_runtime *rt, struct audit_log *audit
     w->id = id;
     w->rt = runtime_ref(rt);
     w->audit = audit;
+    w->susp = susp;
     pthread_mutex_init(&w->cmd_lock, NULL);
     w->wake_fd = -1;
     timers_init(&w->timers);

@@ -29,6 +29,7 @@ struct front_listener;
 struct front_conn;
 struct upstream_ctx;
 struct audit_log;
+struct suspend_state;
 
 typedef enum worker_state {
     WORKER_RUNNING = 0,
@@ -43,6 +44,7 @@ typedef struct worker_stats {
     uint64_t handshake_failures;
     uint64_t requests;
     uint64_t responses_by_class[6];   /* 1xx..5xx, index = status / 100 */
+    uint64_t refused_suspended;       /* 503 upstream_suspended */
 } worker_stats;
 
 typedef struct worker {
@@ -67,6 +69,7 @@ typedef struct worker {
 
     struct upstream_ctx *up;
     struct audit_log *audit;     /* the process's audit trail (shared) */
+    struct suspend_state *susp;  /* the suspend switch (shared) */
     char *relay_pool[256];       /* spare FRONT_BUF read buffers (wiped) */
     size_t n_relay_pool;
     void **grave;                /* owners freed once the current batch is done */
@@ -78,9 +81,11 @@ typedef struct worker {
     uint64_t id_counter;         /* ... and a counter */
 } worker;
 
-/* Create a worker's loop, listeners (SO_REUSEPORT) and curl
- * multi.  Returns 0, or -1 after logging why (and cleaning up). */
-int worker_init(worker *w, int id, const tg_runtime *rt, struct audit_log *audit);
+/* Create a worker's loop, listeners (SO_REUSEPORT) and curl multi.  audit
+ * (NULL only in benchmark builds) and susp are borrowed and shared by every
+ * worker.  Returns 0, or -1 after logging why (and cleaning up). */
+int worker_init(worker *w, int id, const tg_runtime *rt, struct audit_log *audit,
+                struct suspend_state *susp);
 
 /* Start the thread.  Returns 0 or -1. */
 int worker_start(worker *w);

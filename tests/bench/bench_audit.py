@@ -7,7 +7,9 @@ interleaved round by round in one run.  Run by hand; never in CI.
     ROUNDS=5 DURATION=8 CONNS=64 tests/bench/bench_audit.py
 
 "Without" needs a binary built with -DTG_BENCH_NO_AUDIT=ON, which a
-deployment never uses.  All traffic stays on 127.0.0.1; every process is
+deployment never uses.  Besides req/s, each run's gateway CPU per answered
+request is reported: req/s swings with whatever else runs on the machine,
+CPU per request much less.  All traffic stays on 127.0.0.1; every process is
 stopped at the end."""
 
 import os
@@ -31,23 +33,37 @@ def build(path, *flags):
                     "tg_load"], check=True, stdout=subprocess.DEVNULL)
 
 
+def cpu_s(pid):
+    """User + system CPU seconds of a process, all its threads."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_load(gw, certs):
-    out = subprocess.run(
+    c0 = cpu_s(gw.proc.pid)
+    p = subprocess.run(
         [os.path.join(TOP, "build-bench", "tests", "tg_load"), "--url",
          "https://127.0.0.1:%d/v2/translate" % gw.port, "--ca", certs.ca,
          "--servername", "localhost", "-H", "Authorization: DeepL-Auth-Key " + gw.keys["bench"],
          "-H", "Content-Type: application/x-www-form-urlencoded",
          "--body", "text=Please%20call%20me%20at%2003-1234-5678&target_lang=DE",
          "-c", CONNS, "-d", DURATION, "-w", "2", "-q"],
-        capture_output=True, text=True, check=True).stdout
-    kv = dict(item.split("=", 1) for item in out.split())
-    return float(kv["throughput"]), float(kv["p99_ms"])
+        capture_output=True, text=True)
+    cpu = cpu_s(gw.proc.pid) - c0
+    if p.returncode != 0:
+        sys.exit("tg_load failed (%d):\n%s%s" % (p.returncode, p.stdout, p.stderr))
+    kv = dict(item.split("=", 1) for item in p.stdout.split())
+    # CPU per answered request (warm-up included, as bench_gateway.sh): far
+    # steadier than req/s on a VM shared with other work.
+    return float(kv["throughput"]), float(kv["p99_ms"]), 1e6 * cpu / float(kv["all_ok"])
 
 
 def main():
     build(os.path.join(TOP, "build-bench"))
     build(os.path.join(TOP, "build-bench-noaudit"), "-DTG_BENCH_NO_AUDIT=ON")
     w = harness.Workdir("tg-bench-audit-")
+    stub, variants = None, {}
     try:
         harness.TRANSGATE = os.path.join(TOP, "build-bench", "gateway", "transgate")
         harness.STUB_VENDOR = os.path.join(TOP, "build-bench", "tests", "stub_vendor")
@@ -57,7 +73,6 @@ def main():
             f.write("bench\n")
         os.chmod(key, 0o600)
         stub = harness.StubVendor(w.path, certs, api_key="bench")
-        variants = {}
         for name, binary, audit in (
                 ("no audit trail", "build-bench-noaudit", None),
                 ("audit, fsync always", "build-bench", "always"),
@@ -86,16 +101,32 @@ def main():
                 gw.stop()
         stub.stop()
         base = statistics.median(r[0] for r in results["no audit trail"])
+        base_cpu = statistics.median(r[2] for r in results["no audit trail"])
         print("closed loop, %s connections, %s s per run, median of %d round(s)"
               % (CONNS, DURATION, ROUNDS))
-        print("%-24s %10s %9s %10s" % ("variant", "req/s", "p99 ms", "vs none"))
+        print("%-24s %10s %9s %10s %11s %9s" % ("variant", "req/s", "p99 ms", "vs none",
+                                               "CPU us/req", "vs none"))
         for name, rs in results.items():
             thr = statistics.median(r[0] for r in rs)
             p99 = statistics.median(r[1] for r in rs)
-            print("%-24s %10.0f %9.2f %9.1f%%" % (name, thr, p99, 100.0 * thr / base))
+            cpu = statistics.median(r[2] for r in rs)
+            print("%-24s %10.0f %9.2f %9.1f%% %11.1f %8.1f%%" % (
+                name, thr, p99, 100.0 * thr / base, cpu, 100.0 * cpu / base_cpu))
+        for name in list(results)[1:]:
+            print("%s, per round: req/s vs none %s; CPU vs none %s" % (name, ", ".join(
+                "%.1f%%" % (100.0 * a[0] / b[0]) for a, b in zip(results[name],
+                                                              results["no audit trail"])),
+                ", ".join("%.1f%%" % (100.0 * a[2] / b[2]) for a, b in zip(
+                    results[name], results["no audit trail"]))))
         loss = 100.0 * (1 - statistics.median(r[0] for r in results["audit, fsync always"]) / base)
         print("throughput lost to the audit trail (fsync always): %.1f%% (target <= 5%%)" % loss)
     finally:
+        # Whatever happened (a failed load run exits from the middle of a
+        # round), no gateway or stub is left running.
+        for gw in variants.values():
+            gw.stop()
+        if stub is not None:
+            stub.stop()
         w.cleanup()
 
 

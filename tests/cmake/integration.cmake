@@ -11,7 +11,8 @@ foreach(it
     "gateway_apertium;test_apertium.py;300"
     "gateway_policy;test_policy_gateway.py;300"
     "gateway_tls_access;test_tls_access.py;600"
-    "gateway_audit;test_audit_gateway.py;300")
+    "gateway_audit;test_audit_gateway.py;300"
+    "gateway_suspend;test_suspend_gateway.py;300")
   list(GET it 0 name)
   list(GET it 1 script)
   list(GET it 2 timeout)

@@ -898,6 +898,126 @@ static void test_oversize_and_unserialisable_records_keep_their_place(void **sta
     free(out);
 }
 
+/* A record built as text (audit_rec, the request path) lands in the trail
+ * byte for byte as the same record built with Jansson: escapes, non-ASCII,
+ * characters beyond the BMP, nesting, integers and null alike. */
+static void test_text_records_have_the_bytes_of_jansson_records(void **state)
+{
+    static const char *const strings[] = {
+        "", "plain", "quote\" back\\slash /slash", "\b\f\n\r\t",
+        "\x01\x1f\x7f", "\xe6\xa9\x9f\xe5\xaf\x86\xe6\x80\xa7\xef\xbc\x92",
+        "emoji \xf0\x9f\x98\x80 end", "\xc2\xa0nbsp", "\xef\xbf\xbf",
+    };
+    const size_t ns = sizeof(strings) / sizeof(strings[0]);
+    char path[512], *out, key[32];
+    audit_log *a;
+    audit_rec r;
+    json_t *j, *o, *arr;
+    char **lines;
+    size_t n;
+
+    (void)state;
+    path_in(path, sizeof(path), "textrec.log");
+    unlink(path);
+    a = open_trail(path, 16, 1, AUDIT_FSYNC_NEVER);
+    assert_non_null(a);
+
+    j = json_object();
+    audit_rec_init(&r);
+    for (size_t i = 0; i < ns; i++) {
+        snprintf(key, sizeof(key), "k%zu", i);
+        json_object_set_new(j, key, json_string(strings[i]));
+        audit_rec_str(&r, key, strings[i]);
+    }
+    json_object_set_new(j, "\xe7\xa8\xae\xe9\xa1\x9e", json_integer(-9007199254740993LL));
+    audit_rec_int(&r, "\xe7\xa8\xae\xe9\xa1\x9e", -9007199254740993LL);
+    json_object_set_new(j, "none", json_null());
+    audit_rec_str(&r, "none", NULL);
+    json_object_set_new(j, "null", json_null());
+    audit_rec_null(&r, "null");
+    json_object_set_new(j, "yes", json_true());
+    audit_rec_bool(&r, "yes", 1);
+    json_object_set_new(j, "no", json_false());
+    audit_rec_bool(&r, "no", 0);
+    o = json_object();
+    json_object_set_new(o, "phone", json_integer(2));
+    json_object_set_new(o, "my_number", json_integer(1));
+    json_object_set_new(j, "detections", o);
+    audit_rec_open(&r, "detections", '{');
+    audit_rec_int(&r, "phone", 2);
+    audit_rec_int(&r, "my_number", 1);
+    audit_rec_close(&r, '}');
+    json_object_set_new(j, "empty", json_object());
+    audit_rec_open(&r, "empty", '{');
+    audit_rec_close(&r, '}');
+    arr = json_array();
+    for (size_t i = 0; i < ns; i++)
+        json_array_append_new(arr, json_string(strings[i]));
+    json_object_set_new(j, "list", arr);
+    audit_rec_open(&r, "list", '[');
+    for (size_t i = 0; i < ns; i++)
+        audit_rec_str(&r, NULL, strings[i]);
+    audit_rec_close(&r, ']');
+    json_object_set_new(j, "nothing", json_array());
+    audit_rec_open(&r, "nothing", '[');
+    audit_rec_close(&r, ']');
+    json_object_set_new(j, "last", json_integer(0));
+    audit_rec_int(&r, "last", 0);
+
+    assert_int_equal(audit_reserve(a), 0);
+    audit_commit(a, j);
+    assert_int_equal(audit_reserve(a), 0);
+    audit_commit_rec(a, &r);
+    assert_null(r.data);
+    /* A record that ran out of memory, and one too long for a line, keep
+     * their place. */
+    assert_int_equal(audit_reserve(a), 0);
+    audit_rec_init(&r);
+    free(r.data);
+    r.data = NULL;
+    r.failed = 1;                       /* as after a failed allocation */
+    audit_rec_int(&r, "lost", 1);
+    audit_commit_rec(a, &r);
+    assert_int_equal(audit_reserve(a), 0);
+    audit_rec_init(&r);
+    out = malloc(AUDIT_LINE_MAX + 1);
+    assert_non_null(out);
+    memset(out, 'x', AUDIT_LINE_MAX);
+    out[AUDIT_LINE_MAX] = '\0';
+    audit_rec_str(&r, "huge", out);
+    audit_rec_int(&r, "after", 1);
+    free(out);
+    audit_commit_rec(a, &r);
+    audit_close(a);
+
+    n = read_lines(path, &lines);
+    assert_int_equal(n, 4);
+    /* Same bytes after the stamp ({"ts":"<24>","seq":N,) and before the
+     * mac (the last 74 bytes). */
+    {
+        const char *b1 = strchr(lines[0], ',') + 1, *b2 = strchr(lines[1], ',') + 1;
+        size_t l1, l2;
+
+        b1 = strchr(b1, ',') + 1;
+        b2 = strchr(b2, ',') + 1;
+        l1 = strlen(b1) - 74;
+        l2 = strlen(b2) - 74;
+        assert_int_equal(l1, l2);
+        assert_memory_equal(b1, b2, l1);
+        assert_non_null(strstr(b1, "\"k5\":\"\\u6A5F\\u5BC6\\u6027\\uFF12\""));
+        assert_non_null(strstr(b1, "\"k6\":\"emoji \\uD83D\\uDE00 end\""));
+    }
+    assert_non_null(strstr(lines[2], "\"seq\":3,\"event\":\"record_unserializable\""));
+    /* {"huge":"<LINE_MAX x>","after":1}: 21 bytes besides the x's */
+    snprintf(key, sizeof(key), "\"bytes\":%d,", AUDIT_LINE_MAX + 21);
+    assert_non_null(strstr(lines[3], "\"seq\":4,\"event\":\"record_oversize\""));
+    assert_non_null(strstr(lines[3], key));
+    free_lines(lines, n);
+    if (verify1(path, &out) != AUDIT_VERIFY_INTACT)
+        fail_msg("%s", out);
+    free(out);
+}
+
 /* ---- Full disk ---------------------------------------------------------------- */
 
 static void set_fsize(rlim_t soft)
@@ -1355,6 +1475,7 @@ int main(void)
         T(test_verify_rejects_long_lines_and_reports_unreadable_files),
         T(test_reservations_bound_the_queue_and_lost_events_are_recorded),
         T(test_oversize_and_unserialisable_records_keep_their_place),
+        T(test_text_records_have_the_bytes_of_jansson_records),
         T(test_full_disk_refuses_then_writes_everything),
         T(test_enospc_on_a_small_tmpfs_refuses_then_recovers),
         T(test_continue_policy_accepts_until_the_queue_is_full),
