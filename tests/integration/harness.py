@@ -172,6 +172,14 @@ class Gateway:
         self.proc = subprocess.Popen([self.binary, "serve", "-c", self.config_path],
                                      stdout=self.stderr, stderr=subprocess.STDOUT)
         wait_port(self.port, self.proc)
+        # The admin socket is opened after the listeners: wait for it too,
+        # so a test's first admin request does not race the start-up.
+        sock = self.config.get("admin", {}).get("socket")
+        deadline = time.monotonic() + 15
+        while sock and not os.path.exists(sock) and time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("transgate exited during start-up")
+            time.sleep(0.02)
         return self
 
     def stop(self, sig=signal.SIGTERM, timeout=20):
