@@ -64,7 +64,21 @@ typedef struct pol_prefilter {
     unsigned dclass;           /* prefilters with the same gap and separators
                                   share one class: their digit clusters are
                                   computed once per field */
+    char *between_src;         /* "between" as written (until compiled) */
+    uint8_t *between;          /* with a window: only characters of this
+                                  class lie between a match's start and the
+                                  word (bit c of the code points below
+                                  U+10000, POL_CLASS_BYTES; those above are
+                                  all counted in); NULL: any */
 } pol_prefilter;
+
+#define POL_CLASS_BYTES 8192
+
+/* 1 when code point c is in class cls (a "between" bit map). */
+static inline int pol_class_has(const uint8_t *cls, uint32_t c)
+{
+    return c > 0xffffu || ((cls[c >> 3] >> (c & 7u)) & 1u);
+}
 
 #define POL_PF_ACTIVE(pf) ((pf)->words.n > 0 || (pf)->digits > 0)
 
@@ -100,6 +114,8 @@ typedef struct pol_dict {
     size_t nslot;              /* rules that own words: see pol_dict_slot */
     uint8_t *smode;            /* per slot: POL_SMODE_* */
     uint32_t *sbefore, *safter; /* per slot: window in code points */
+    const uint8_t **sbetween;  /* per slot: "between" class or NULL
+                                  (borrowed from the prefilter) */
     size_t ndet, nmark;
     uint32_t one[128];         /* one-byte literal equal to this byte: index + 1 */
     uint8_t acls[128];         /* POL_ACLS_* of each ASCII byte */
@@ -209,6 +225,18 @@ void pol_dict_free(pol_dict *dc);
  * when the text is not valid UTF-8. */
 int pol_scan_field(pol_scan *sc, const pol_dict *dc, const char *t, size_t len);
 void pol_scan_free(pol_scan *sc);
+
+/* Byte offset reached by moving back from t[pos] over at most max code
+ * points, all of class cls, stopping before the first one outside it.
+ * t[0..pos) must be valid UTF-8.  *ncp (may be NULL) gets the number of
+ * code points moved.  Cannot fail. */
+size_t pol_class_back(const char *t, size_t pos, unsigned max, const uint8_t *cls,
+                      unsigned *ncp);
+
+/* The same forward from t[pos], within t[0..len) (valid UTF-8).  Cannot
+ * fail. */
+size_t pol_class_fwd(const char *t, size_t len, size_t pos, unsigned max,
+                     const uint8_t *cls);
 
 typedef struct pol_detector {
     char *id;

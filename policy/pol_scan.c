@@ -103,6 +103,7 @@ void pol_dict_free(pol_dict *dc)
     free(dc->smode);
     free(dc->sbefore);
     free(dc->safter);
+    free(dc->sbetween);
     free(dc->lit);
     free(dc->use);
     free(dc->pkey);
@@ -147,7 +148,9 @@ int pol_dict_build(pol_dict *dc, const pol_engine *e)
     dc->smode = calloc(dc->nslot + 1, sizeof *dc->smode);
     dc->sbefore = calloc(dc->nslot + 1, sizeof *dc->sbefore);
     dc->safter = calloc(dc->nslot + 1, sizeof *dc->safter);
-    if (dc->smode == NULL || dc->sbefore == NULL || dc->safter == NULL)
+    dc->sbetween = calloc(dc->nslot + 1, sizeof *dc->sbetween);
+    if (dc->smode == NULL || dc->sbefore == NULL || dc->safter == NULL ||
+        dc->sbetween == NULL)
         goto fail;
     for (i = 0; i < e->ndet; i++) {
         const pol_detector *d = &e->det[i];
@@ -159,6 +162,7 @@ int pol_dict_build(pol_dict *dc, const pol_engine *e)
         dc->smode[sk] = d->pf.window ? POL_SMODE_WINDOW : POL_SMODE_ONE;
         dc->sbefore[sk] = d->pf.before;
         dc->safter[sk] = d->pf.after;
+        dc->sbetween[sk] = d->pf.between;
     }
     for (i = 0; i < e->nmark; i++) {
         const pol_marking *m = &e->mark[i];
@@ -166,6 +170,7 @@ int pol_dict_build(pol_dict *dc, const pol_engine *e)
         dc->smode[sk] = m->pf.window ? POL_SMODE_WINDOW : POL_SMODE_ONE;
         dc->sbefore[sk] = m->pf.before;
         dc->safter[sk] = m->pf.after;
+        dc->sbetween[sk] = m->pf.between;
     }
     tmp = malloc((total ? total : 1) * sizeof *tmp);
     dc->use = malloc((total ? total : 1) * sizeof *dc->use);
@@ -290,9 +295,58 @@ typedef struct pol_tocc {
     pol_wocc w;
 } pol_tocc;
 
+/* Code point that starts at t[i] (valid UTF-8). */
+static uint32_t pol_cp_at(const unsigned char *t, size_t i)
+{
+    unsigned c = t[i];
+
+    if (c < 0x80)
+        return c;
+    if (c < 0xe0)
+        return ((c & 0x1fu) << 6) | (t[i + 1] & 0x3fu);
+    if (c < 0xf0)
+        return ((c & 0x0fu) << 12) | ((t[i + 1] & 0x3fu) << 6) | (t[i + 2] & 0x3fu);
+    return ((c & 0x07u) << 18) | ((t[i + 1] & 0x3fu) << 12) | ((t[i + 2] & 0x3fu) << 6) |
+           (t[i + 3] & 0x3fu);
+}
+
+size_t pol_class_back(const char *text, size_t pos, unsigned max, const uint8_t *cls,
+                      unsigned *ncp)
+{
+    const unsigned char *t = (const unsigned char *)text;
+    unsigned n = 0;
+
+    while (n < max && pos > 0) {
+        size_t q = pos - 1;
+        while (q > 0 && (t[q] & 0xc0) == 0x80)
+            q--;
+        if (!pol_class_has(cls, pol_cp_at(t, q)))
+            break;
+        pos = q;
+        n++;
+    }
+    if (ncp != NULL)
+        *ncp = n;
+    return pos;
+}
+
+size_t pol_class_fwd(const char *text, size_t len, size_t pos, unsigned max,
+                     const uint8_t *cls)
+{
+    const unsigned char *t = (const unsigned char *)text;
+    unsigned n = 0;
+
+    while (n < max && pos < len && pol_class_has(cls, pol_cp_at(t, pos))) {
+        pos += pol_utf8_len(t[pos]);
+        n++;
+    }
+    return pos;
+}
+
 /* Append or merge one window entry for slot k (cp, ncp, pos, len). */
 static int pol_scan_win(pol_scan *sc, const pol_dict *dc, pol_sstate *st, size_t k,
-                        const pol_occ *o, uint32_t word, uint32_t len, uint32_t ncp)
+                        const pol_occ *o, uint32_t word, uint32_t len, uint32_t ncp,
+                        const char *text)
 {
     pol_tocc *t;
 
@@ -302,6 +356,14 @@ static int pol_scan_win(pol_scan *sc, const pol_dict *dc, pol_sstate *st, size_t
         size_t lo = o->cp >= dc->sbefore[k] ? o->cp - dc->sbefore[k] : 0;
         if (dc->smode[k] == POL_SMODE_ONE)
             return 0;
+        if (dc->sbetween[k] != NULL) {
+            /* The window of this word reaches back only over its class:
+             * merge only when that still overlaps the entry (a merged
+             * entry's window runs from its first word's to its last's). */
+            unsigned back;
+            (void)pol_class_back(text, o->pos, dc->sbefore[k], dc->sbetween[k], &back);
+            lo = o->cp - back;
+        }
         if (dc->smode[k] != POL_SMODE_ALL && lo <= hi) {
             /* Overlapping windows merge: the entry now reaches this word's
              * window end, and for anchors spans this word too. */
@@ -332,7 +394,7 @@ static int pol_scan_win(pol_scan *sc, const pol_dict *dc, pol_sstate *st, size_t
  * chosen here as PCRE2's alternation of the anchor words would: the
  * leftmost occurrence, the first-listed word where several start at one
  * position, the next search after that word. */
-static int pol_scan_group(pol_scan *sc, const pol_dict *dc)
+static int pol_scan_group(pol_scan *sc, const pol_dict *dc, const char *text)
 {
     pol_sstate *st;
     size_t i, j, u, g;
@@ -374,10 +436,11 @@ static int pol_scan_group(pol_scan *sc, const pol_dict *dc)
                     if (o->pos < st[k].cursor)
                         continue;
                     st[k].cursor = o->pos + st[k].blen;
-                    if (pol_scan_win(sc, dc, st, k, o, st[k].best, st[k].blen, st[k].bncp) != 0)
+                    if (pol_scan_win(sc, dc, st, k, o, st[k].best, st[k].blen, st[k].bncp,
+                                     text) != 0)
                         return -1;
                 } else if (pol_scan_win(sc, dc, st, k, o, dc->use[u].word, (uint32_t)l->len,
-                                        (uint32_t)l->ncp) != 0) {
+                                        (uint32_t)l->ncp, text) != 0) {
                     return -1;
                 }
             }
@@ -490,5 +553,5 @@ int pol_scan_field(pol_scan *sc, const pol_dict *dc, const char *text, size_t le
     }
     sc->ndig = ndig;
     sc->flags = flags;
-    return pol_scan_group(sc, dc);
+    return pol_scan_group(sc, dc, text);
 }

@@ -85,11 +85,17 @@ struct pol_session {
     unsigned char *claimed;
     size_t claimed_cap;
     pol_scan scan;             /* the field's shared pre-scan */
-    pol_clu *clu;              /* digit clusters of class clu_class */
+    pol_clu *clu;              /* digit clusters of every class computed
+                                  for this field, one class after another */
     size_t nclu, capclu;
-    long clu_class;            /* -1: none computed for this field yet */
+    uint32_t *cls0;            /* per class: its first cluster in clu */
+    uint32_t *clsn;            /* per class: number of clusters */
+    uint32_t *clsfield;        /* per class: field number + 1 it is for */
     pol_win *wins;             /* windows where one rule may match */
     size_t nwins, capwins;
+    pol_win *awins;            /* an anchored detector's anchor windows
+                                  while its prefilter's are computed */
+    size_t nawins, capawins;
 };
 
 static void pol_wipe(void *p, size_t n)
@@ -275,6 +281,10 @@ void pol_session_free(pol_session *s)
     pol_scan_free(&s->scan);
     free(s->wins);
     free(s->clu);
+    free(s->cls0);
+    free(s->clsn);
+    free(s->clsfield);
+    free(s->awins);
     pcre2_match_data_free(s->md);
     pcre2_match_context_free(s->mc);
     pcre2_match_context_free(s->mc_lim);
@@ -770,32 +780,45 @@ static int pol_only_seps(const pol_prefilter *pf, const char *text, size_t a, si
     return 1;
 }
 
-/* Digit clusters of the field for pf's class into s->clu, unless the
- * previous prefilter had the same class (same gap and separators). */
-static pol_err pol_clusters(pol_session *s, const pol_prefilter *pf, const char *t)
+/* Digit clusters of the field for pf's class: *clu and *n, computed on
+ * the first request in a field and kept for the other prefilters of the
+ * class (same gap and separators), whatever rules run in between. */
+static pol_err pol_clusters(pol_session *s, const pol_prefilter *pf, const char *t,
+                            const pol_clu **clu, size_t *n)
 {
     const pol_scan *sc = &s->scan;
-    size_t i = 0;
+    size_t i = 0, c = pf->dclass, first = s->nclu;
+    uint32_t stamp = (uint32_t)s->nfields;  /* field number + 1 */
 
-    if (s->clu_class == (long)pf->dclass)
-        return POL_OK;
-    s->nclu = 0;
-    s->clu_class = -1;
-    while (i < sc->ndig) {
-        size_t j = i + 1;
-        while (j < sc->ndig &&
-               sc->dig[j].cp - (sc->dig[j - 1].cp + sc->dig[j - 1].n) <= pf->gap &&
-               pol_only_seps(pf, t, sc->dig[j - 1].end, sc->dig[j].pos))
-            j++;
-        if (s->nclu == s->capclu &&
-            pol_grow((void **)&s->clu, &s->capclu, s->nclu + 1, sizeof *s->clu) != 0)
+    if (s->clsfield == NULL) {
+        size_t nc = s->e->ndet + s->e->nmark + 1;
+        s->cls0 = malloc(nc * sizeof *s->cls0);
+        s->clsn = malloc(nc * sizeof *s->clsn);
+        s->clsfield = calloc(nc, sizeof *s->clsfield);
+        if (s->cls0 == NULL || s->clsn == NULL || s->clsfield == NULL)
             return POL_ERR_NOMEM;
-        s->clu[s->nclu].first = (uint32_t)i;
-        s->clu[s->nclu].end = (uint32_t)j;
-        s->nclu++;
-        i = j;
     }
-    s->clu_class = (long)pf->dclass;
+    if (s->clsfield[c] != stamp) {
+        while (i < sc->ndig) {
+            size_t j = i + 1;
+            while (j < sc->ndig &&
+                   sc->dig[j].cp - (sc->dig[j - 1].cp + sc->dig[j - 1].n) <= pf->gap &&
+                   pol_only_seps(pf, t, sc->dig[j - 1].end, sc->dig[j].pos))
+                j++;
+            if (s->nclu == s->capclu &&
+                pol_grow((void **)&s->clu, &s->capclu, s->nclu + 1, sizeof *s->clu) != 0)
+                return POL_ERR_NOMEM;
+            s->clu[s->nclu].first = (uint32_t)i;
+            s->clu[s->nclu].end = (uint32_t)j;
+            s->nclu++;
+            i = j;
+        }
+        s->cls0[c] = (uint32_t)first;
+        s->clsn[c] = (uint32_t)(s->nclu - first);
+        s->clsfield[c] = stamp;
+    }
+    *n = s->clsn[c];
+    *clu = *n > 0 ? s->clu + s->cls0[c] : NULL;
     return POL_OK;
 }
 
@@ -807,7 +830,8 @@ static pol_err pol_pf_windows(pol_session *s, const pol_prefilter *pf, pol_lit_k
                               size_t owner, const char *t, size_t len, int *run)
 {
     const pol_scan *sc = &s->scan;
-    size_t k = pol_dict_slot(&s->e->dict, kind, owner), i;
+    size_t k = pol_dict_slot(&s->e->dict, kind, owner), i, nclu;
+    const pol_clu *clu;
     pol_err pe;
 
     s->nwins = 0;
@@ -820,9 +844,15 @@ static pol_err pol_pf_windows(pol_session *s, const pol_prefilter *pf, pol_lit_k
              * the windows cover every start the declaration allows; lo is
              * non-decreasing because occurrences come in position order. */
             for (i = sc->slot0[k]; i < sc->slot0[k + 1]; i++) {
-                if ((pe = pol_win_add(s, pol_back_cp(t, sc->wocc[i].pos, pf->before),
-                                      pol_fwd_cp(t, len, sc->wocc[i].pos + sc->wocc[i].len,
-                                                 pf->after))) != POL_OK)
+                size_t pos = sc->wocc[i].pos, end = pos + sc->wocc[i].len, lo, hi;
+                if (pf->between != NULL) {
+                    lo = pol_class_back(t, pos, pf->before, pf->between, NULL);
+                    hi = pol_class_fwd(t, len, end, pf->after, pf->between);
+                } else {
+                    lo = pol_back_cp(t, pos, pf->before);
+                    hi = pol_fwd_cp(t, len, end, pf->after);
+                }
+                if ((pe = pol_win_add(s, lo, hi)) != POL_OK)
                     return pe;
             }
             *run = 1;
@@ -838,19 +868,19 @@ static pol_err pol_pf_windows(pol_session *s, const pol_prefilter *pf, pol_lit_k
      * all lie in one cluster.  It starts at most lead code points before
      * the cluster, and at the latest in the run from which the rest of the
      * cluster still holds enough digits and runs (groups). */
-    if ((pe = pol_clusters(s, pf, t)) != POL_OK)
+    if ((pe = pol_clusters(s, pf, t, &clu, &nclu)) != POL_OK)
         return pe;
-    for (i = 0; i < s->nclu; i++) {
-        size_t first = s->clu[i].first, r = s->clu[i].end, nd = 0, ng = 0;
+    for (i = 0; i < nclu; i++) {
+        size_t first = clu[i].first, r = clu[i].end, nd = 0, ng = 0;
         if (pf->whole || pf->max_digits > 0) {
             /* The whole cluster's digits and runs. */
-            for (r = first; r < s->clu[i].end; r++)
+            for (r = first; r < clu[i].end; r++)
                 nd += sc->dig[r].n;
-            ng = s->clu[i].end - first;
+            ng = clu[i].end - first;
             if (nd < pf->digits || ng < pf->groups ||
                 (pf->max_digits > 0 && nd > pf->max_digits))
                 continue;
-            r = pf->whole ? first : s->clu[i].end;
+            r = pf->whole ? first : clu[i].end;
             if (!pf->whole) {
                 nd = ng = 0;
                 while (r > first && (nd < pf->digits || ng < pf->groups)) {
@@ -873,6 +903,76 @@ static pol_err pol_pf_windows(pol_session *s, const pol_prefilter *pf, pol_lit_k
             (pe = pol_win_add(s, pol_back_cp(t, sc->dig[first].pos, pf->lead),
                               sc->dig[r].last)) != POL_OK)
             return pe;
+    }
+    *run = s->nwins > 0;
+    return POL_OK;
+}
+
+/* Exchange two window lists (storage and all). */
+static void pol_wins_swap(pol_win **a, size_t *na, size_t *capa, pol_win **b, size_t *nb,
+                          size_t *capb)
+{
+    pol_win *w = *a;
+    size_t n = *na, c = *capa;
+
+    *a = *b;
+    *na = *nb;
+    *capa = *capb;
+    *b = w;
+    *nb = n;
+    *capb = c;
+}
+
+/* Windows of an anchored detector that also declares a prefilter: those
+ * of its anchor intersected with those of the prefilter, since every
+ * match the anchored search can find starts in both.  *run as for
+ * pol_pf_windows (0: skip the rule, 1: windows in s->wins). */
+static pol_err pol_anchored_windows(pol_session *s, size_t det, const char *t, size_t len,
+                                    int *run)
+{
+    const pol_detector *d = &s->e->det[det];
+    size_t i = 0, j = 0, na;
+    pol_err pe;
+
+    if ((pe = pol_anchor_windows(s, det, t, len)) != POL_OK)
+        return pe;
+    *run = s->nwins > 0;
+    if (!POL_PF_ACTIVE(&d->pf) || s->nwins == 0)
+        return POL_OK;
+    pol_wins_swap(&s->wins, &s->nwins, &s->capwins, &s->awins, &s->nawins, &s->capawins);
+    if ((pe = pol_pf_windows(s, &d->pf, POL_LIT_PF_DET, det, t, len, run)) != POL_OK)
+        return pe;
+    if (*run == 2) {
+        /* Its words occur and bound nothing: the anchor windows stand. */
+        pol_wins_swap(&s->wins, &s->nwins, &s->capwins, &s->awins, &s->nawins,
+                      &s->capawins);
+        *run = 1;
+        return POL_OK;
+    }
+    if (*run == 0)
+        return POL_OK;
+    /* Both lists are sorted with disjoint windows: one merge pass, the
+     * result (at most na + nb - 1 windows) going to the anchor list's
+     * storage through a swap. */
+    pol_wins_swap(&s->wins, &s->nwins, &s->capwins, &s->awins, &s->nawins, &s->capawins);
+    na = s->nwins;
+    if (pol_grow((void **)&s->wins, &s->capwins, na + s->nawins, sizeof *s->wins) != 0)
+        return POL_ERR_NOMEM;
+    /* Move the anchor windows to the end of their storage so that the
+     * result can be written from the front: the k-th result window is
+     * written after the i-th anchor window has been read, and k <= i + j
+     * with j < nb, so a window is never overwritten before it is read. */
+    memmove(s->wins + s->nawins, s->wins, na * sizeof *s->wins);
+    s->nwins = 0;
+    while (i < na && j < s->nawins) {
+        pol_win a = s->wins[s->nawins + i], b = s->awins[j];
+        size_t lo = a.lo > b.lo ? a.lo : b.lo, hi = a.hi < b.hi ? a.hi : b.hi;
+        if (lo <= hi)
+            s->wins[s->nwins++] = (pol_win){lo, hi};
+        if (a.hi < b.hi)
+            i++;
+        else
+            j++;
     }
     *run = s->nwins > 0;
     return POL_OK;
@@ -1063,13 +1163,13 @@ pol_err pol_session_process(pol_session *s, const char *text, size_t len,
         if (rc != 0)
             return POL_ERR_NOMEM;
     }
-    s->clu_class = -1;
     if (pol_grow((void **)&s->fields, &s->capfields, s->nfields + 1, sizeof *s->fields) != 0)
         return POL_ERR_NOMEM;
     field = s->nfields;
     f = &s->fields[field];
     memset(f, 0, sizeof *f);
     s->nfields++;
+    s->nclu = 0;
     pol_buf_init(&out, len * 6 + 64);
     /* Room for the text and a few placeholders up front: growing copies
      * and wipes the buffer each time. */
@@ -1103,7 +1203,7 @@ pol_err pol_session_process(pol_session *s, const char *text, size_t len,
         if (d->anchor != NULL) {
             if (e->reference)
                 pe = pol_run_anchored(s, (long)i, text, len, field);
-            else if ((pe = pol_anchor_windows(s, i, text, len)) == POL_OK)
+            else if ((pe = pol_anchored_windows(s, i, text, len, &run)) == POL_OK && run)
                 pe = pol_run_windows(s, d->re, text, len, (long)i, 0, field);
             if (pe != POL_OK)
                 goto fail;
