@@ -203,10 +203,11 @@ typedef struct pol_scan {
     size_t capwocc;
     struct pol_tocc *tmp;      /* grouping scratch */
     size_t ntmp, captmp;
-    struct pol_sstate *sst;    /* grouping state per slot */
-    size_t capsst;
-    size_t *slot0;             /* slot k: wocc[slot0[k] .. slot0[k + 1]) */
-    size_t capslot;
+    struct pol_sstate *sst;    /* grouping state per slot (nslot + 1) */
+    struct pol_astate *ast;    /* anchor choice per detector (ndet) */
+    uint32_t gen;              /* fields grouped so far: stamps sst */
+    size_t *slot0;             /* slot k: wocc[slot0[k] .. slot0[k + 1]),
+                                  nslot + 2 entries */
     pol_drun *dig;             /* digit runs, by position */
     size_t ndig, capdig;
     unsigned flags;
@@ -309,6 +310,16 @@ void pol_sha256_final(pol_sha256 *c, unsigned char out[32]);
 
 /* Validators over a candidate match.  Return 1 to keep, 0 to drop. */
 int pol_validate(pol_validator v, const char *s, size_t n);
+
+/* Digits a validator looks at, at most. */
+#define POL_VALIDATE_DIGITS 24
+
+/* The verdict of a validator that looks only at the digits of a match
+ * (mynumber, corporate_number, luhn), from those digits: k of them (all,
+ * even beyond POL_VALIDATE_DIGITS), the first ones as 0..9 in d.  1 keep,
+ * 0 drop, -1 when the validator also looks at other characters.  Cannot
+ * fail. */
+int pol_validate_digits(pol_validator v, const unsigned char *d, size_t k);
 
 /* Digits of s (ASCII and full-width), at most max, into out as 0..9.
  * Returns the number of digits found (may exceed max: extra not stored). */

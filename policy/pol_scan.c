@@ -249,6 +249,7 @@ void pol_scan_free(pol_scan *sc)
     free(sc->wocc);
     free(sc->tmp);
     free(sc->sst);
+    free(sc->ast);
     free(sc->slot0);
     free(sc->dig);
     memset(sc, 0, sizeof *sc);
@@ -282,18 +283,58 @@ static int pol_scan_key(pol_scan *sc, const pol_dict *dc, const unsigned char *t
     return 0;
 }
 
-/* Per-slot state while grouping. */
+/* Per-slot state while grouping, stamped with the field it belongs to
+ * rather than cleared for each field.  Offsets and counts fit 32 bits
+ * (fields are at most POL_MAX_FIELD bytes). */
 typedef struct pol_sstate {
-    size_t last;               /* index + 1 of the slot's last entry in tmp */
-    size_t cursor;             /* anchors: byte where the next may start */
-    size_t group;              /* anchors: position group + 1 of best */
-    uint32_t best, blen, bncp; /* anchors: first-listed word at the group */
+    uint32_t gen;              /* sc->gen of its field; older: all zero */
+    uint32_t last;             /* index + 1 of the slot's last entry in tmp */
 } pol_sstate;
 
+/* Anchor slots (one per detector) also choose among words. */
+typedef struct pol_astate {
+    uint32_t cursor;           /* byte where the next anchor may start */
+    uint32_t group;            /* position group + 1 of best */
+    uint32_t best, blen, bncp; /* first-listed word at the group */
+} pol_astate;
+
 typedef struct pol_tocc {
-    size_t slot;
+    uint32_t slot;
     pol_wocc w;
 } pol_tocc;
+
+/* Slot k's state, reset when it still belongs to an earlier field. */
+static void pol_sst_fresh(pol_scan *sc, const pol_dict *dc, size_t k)
+{
+    if (sc->sst[k].gen != sc->gen) {
+        sc->sst[k].gen = sc->gen;
+        sc->sst[k].last = 0;
+        if (k < dc->ndet)
+            memset(&sc->ast[k], 0, sizeof sc->ast[k]);
+    }
+}
+
+/* The grouping state, allocated once per session at its exact size (the
+ * number of slots is the engine's): small enough for the allocator's
+ * fast path, and never cleared as a whole. */
+static int pol_sst_alloc(pol_scan *sc, const pol_dict *dc)
+{
+    if (sc->sst != NULL)
+        return 0;
+    sc->sst = calloc(dc->nslot + 1, sizeof *sc->sst);
+    sc->ast = malloc((dc->ndet + 1) * sizeof *sc->ast);
+    sc->slot0 = malloc((dc->nslot + 2) * sizeof *sc->slot0);
+    if (sc->sst == NULL || sc->ast == NULL || sc->slot0 == NULL) {
+        free(sc->sst);
+        free(sc->ast);
+        free(sc->slot0);
+        sc->sst = NULL;
+        sc->ast = NULL;
+        sc->slot0 = NULL;
+        return -1;
+    }
+    return 0;
+}
 
 /* Code point that starts at t[i] (valid UTF-8). */
 static uint32_t pol_cp_at(const unsigned char *t, size_t i)
@@ -344,10 +385,11 @@ size_t pol_class_fwd(const char *text, size_t len, size_t pos, unsigned max,
 }
 
 /* Append or merge one window entry for slot k (cp, ncp, pos, len). */
-static int pol_scan_win(pol_scan *sc, const pol_dict *dc, pol_sstate *st, size_t k,
+static int pol_scan_win(pol_scan *sc, const pol_dict *dc, size_t k,
                         const pol_occ *o, uint32_t word, uint32_t len, uint32_t ncp,
                         const char *text)
 {
+    pol_sstate *st = sc->sst;
     pol_tocc *t;
 
     if (st[k].last > 0) {
@@ -379,13 +421,13 @@ static int pol_scan_win(pol_scan *sc, const pol_dict *dc, pol_sstate *st, size_t
         pol_grow((void **)&sc->tmp, &sc->captmp, sc->ntmp + 1, sizeof *sc->tmp) != 0)
         return -1;
     t = &sc->tmp[sc->ntmp++];
-    t->slot = k;
+    t->slot = (uint32_t)k;
     t->w.pos = o->pos;
     t->w.cp = o->cp;
     t->w.word = word;
     t->w.len = len;
     t->w.ncp = ncp;
-    st[k].last = sc->ntmp;
+    st[k].last = (uint32_t)sc->ntmp;
     return 0;
 }
 
@@ -396,14 +438,14 @@ static int pol_scan_win(pol_scan *sc, const pol_dict *dc, pol_sstate *st, size_t
  * position, the next search after that word. */
 static int pol_scan_group(pol_scan *sc, const pol_dict *dc, const char *text)
 {
-    pol_sstate *st;
-    size_t i, j, u, g;
+    pol_astate *ast;
+    size_t i, j, u;
+    uint32_t g;
 
-    if (pol_grow((void **)&sc->slot0, &sc->capslot, dc->nslot + 2, sizeof *sc->slot0) != 0 ||
-        pol_grow((void **)&sc->sst, &sc->capsst, dc->nslot + 1, sizeof *sc->sst) != 0)
+    if (pol_sst_alloc(sc, dc) != 0)
         return -1;
-    st = sc->sst;
-    memset(st, 0, (dc->nslot + 1) * sizeof *st);
+    ast = sc->ast;
+    sc->gen++;
     sc->ntmp = 0;
     for (i = 0, g = 1; i < sc->nocc; i = j, g++) {
         /* The group of occurrences at one position: first the best anchor
@@ -414,11 +456,12 @@ static int pol_scan_group(pol_scan *sc, const pol_dict *dc, const char *text)
                 size_t k = pol_dict_slot(dc, dc->use[u].kind, dc->use[u].owner);
                 if (dc->smode[k] != POL_SMODE_ANCHOR)
                     continue;
-                if (st[k].group != g || dc->use[u].word < st[k].best) {
-                    st[k].group = g;
-                    st[k].best = dc->use[u].word;
-                    st[k].blen = (uint32_t)l->len;
-                    st[k].bncp = (uint32_t)l->ncp;
+                pol_sst_fresh(sc, dc, k);
+                if (ast[k].group != g || dc->use[u].word < ast[k].best) {
+                    ast[k].group = g;
+                    ast[k].best = dc->use[u].word;
+                    ast[k].blen = (uint32_t)l->len;
+                    ast[k].bncp = (uint32_t)l->ncp;
                 }
             }
         }
@@ -427,19 +470,20 @@ static int pol_scan_group(pol_scan *sc, const pol_dict *dc, const char *text)
             const pol_lit *l = &dc->lit[o->lit];
             for (u = l->use0; u < l->use0 + l->nuse; u++) {
                 size_t k = pol_dict_slot(dc, dc->use[u].kind, dc->use[u].owner);
+                pol_sst_fresh(sc, dc, k);
                 if (dc->smode[k] == POL_SMODE_ANCHOR) {
                     /* Once per group; inside the previous anchor word: no
                      * anchor (the alternation went on after it). */
-                    if (st[k].group != g)
+                    if (ast[k].group != g)
                         continue;
-                    st[k].group = 0;
-                    if (o->pos < st[k].cursor)
+                    ast[k].group = 0;
+                    if (o->pos < ast[k].cursor)
                         continue;
-                    st[k].cursor = o->pos + st[k].blen;
-                    if (pol_scan_win(sc, dc, st, k, o, st[k].best, st[k].blen, st[k].bncp,
+                    ast[k].cursor = o->pos + ast[k].blen;
+                    if (pol_scan_win(sc, dc, k, o, ast[k].best, ast[k].blen, ast[k].bncp,
                                      text) != 0)
                         return -1;
-                } else if (pol_scan_win(sc, dc, st, k, o, dc->use[u].word, (uint32_t)l->len,
+                } else if (pol_scan_win(sc, dc, k, o, dc->use[u].word, (uint32_t)l->len,
                                         (uint32_t)l->ncp, text) != 0) {
                     return -1;
                 }

@@ -822,6 +822,21 @@ static pol_err pol_clusters(pol_session *s, const pol_prefilter *pf, const char 
     return POL_OK;
 }
 
+/* 0 when a validator that looks only at digits drops every match on the
+ * cluster c, whose digits a "whole" prefilter says a match holds, all of
+ * them and no others; 1 otherwise (also when the validator looks at more
+ * than digits). */
+static int pol_cluster_may_pass(const pol_scan *sc, const pol_clu *c, const char *t,
+                                pol_validator v)
+{
+    unsigned char d[POL_VALIDATE_DIGITS];
+    size_t a = sc->dig[c->first].pos, b = sc->dig[c->end - 1].end;
+
+    if (v == POL_V_NONE)
+        return 1;
+    return pol_validate_digits(v, d, pol_digits(t + a, b - a, d, sizeof d)) != 0;
+}
+
 /* Windows of a prefilter from the shared scan.  Returns POL_OK with
  * *run = 0 when the field cannot hold a match (skip the rule), *run = 1
  * with windows in s->wins, or *run = 2 for a full scan (the words occur
@@ -832,6 +847,7 @@ static pol_err pol_pf_windows(pol_session *s, const pol_prefilter *pf, pol_lit_k
     const pol_scan *sc = &s->scan;
     size_t k = pol_dict_slot(&s->e->dict, kind, owner), i, nclu;
     const pol_clu *clu;
+    pol_validator v = kind == POL_LIT_PF_DET ? s->e->det[owner].validator : POL_V_NONE;
     pol_err pe;
 
     s->nwins = 0;
@@ -879,6 +895,12 @@ static pol_err pol_pf_windows(pol_session *s, const pol_prefilter *pf, pol_lit_k
             ng = clu[i].end - first;
             if (nd < pf->digits || ng < pf->groups ||
                 (pf->max_digits > 0 && nd > pf->max_digits))
+                continue;
+            /* A match here would be dropped by its validator: do not look
+             * for it.  Only with lead 0: the search would resume after
+             * that match, which ends before the next cluster's first
+             * digit, where the next window starts. */
+            if (pf->whole && pf->lead == 0 && !pol_cluster_may_pass(sc, &clu[i], t, v))
                 continue;
             r = pf->whole ? first : clu[i].end;
             if (!pf->whole) {
