@@ -64,6 +64,9 @@ typedef struct pol_prefilter {
     unsigned dclass;           /* prefilters with the same gap and separators
                                   share one class: their digit clusters are
                                   computed once per field */
+    unsigned class_digits;     /* fewest digits and runs any prefilter of the
+                                  class needs: smaller clusters are not kept */
+    unsigned class_groups;
     char *between_src;         /* "between" as written (until compiled) */
     uint8_t *between;          /* with a window: only characters of this
                                   class lie between a match's start and the

@@ -1277,13 +1277,16 @@ static void pol_track_ovec(pol_engine *e, const pcre2_code *re)
 static void pol_digit_classes(pol_engine *e)
 {
     pol_prefilter **all;
-    size_t n = 0, i, k;
+    size_t n = 0, i, k, np = e->ndet + e->nmark;
     unsigned next = 0;
 
-    all = malloc((e->ndet + e->nmark + 1) * sizeof *all);
-    for (i = 0; i < e->ndet + e->nmark; i++) {
+    all = malloc((np + 1) * sizeof *all);
+    for (i = 0; i < np; i++) {
         pol_prefilter *pf = i < e->ndet ? &e->det[i].pf : &e->mark[i - e->ndet].pf;
         pf->dclass = next++;        /* unique unless an equal one is found */
+        /* Without the list every prefilter keeps its own class. */
+        pf->class_digits = pf->digits;
+        pf->class_groups = pf->groups;
         if (pf->digits == 0 || all == NULL)
             continue;
         for (k = 0; k < n; k++)
@@ -1294,6 +1297,15 @@ static void pol_digit_classes(pol_engine *e)
             }
         all[n++] = pf;
     }
+    /* A class keeps only clusters that some prefilter of it could use. */
+    for (i = 0; i < n; i++)
+        for (k = 0; k < n; k++)
+            if (all[k]->dclass == all[i]->dclass) {
+                if (all[k]->digits < all[i]->class_digits)
+                    all[i]->class_digits = all[k]->digits;
+                if (all[k]->groups < all[i]->class_groups)
+                    all[i]->class_groups = all[k]->groups;
+            }
     free(all);
 }
 

@@ -36,6 +36,7 @@ typedef struct pol_field {
 /* A digit cluster: digit runs [first, end) of the field's scan. */
 typedef struct pol_clu {
     uint32_t first, end;
+    uint32_t nd;               /* its digits (its runs: end - first) */
 } pol_clu;
 
 /* Byte range where a match may start: [lo, hi]. */
@@ -293,16 +294,23 @@ void pol_session_free(pol_session *s)
     free(s);
 }
 
+/* Hash of a value for the session's table, eight bytes at a time.  It
+ * only places values in the table: placeholder numbers follow the order
+ * in which values are first seen. */
 static uint32_t pol_hash(const char *p, size_t n)
 {
-    uint32_t h = 2166136261u;
-    size_t i;
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ n, w;
 
-    for (i = 0; i < n; i++) {
-        h ^= (unsigned char)p[i];
-        h *= 16777619u;
+    for (; n >= 8; p += 8, n -= 8) {
+        memcpy(&w, p, sizeof w);
+        h = (h ^ w) * 0xbf58476d1ce4e5b9ull;
+        h ^= h >> 31;
     }
-    return h;
+    w = 0;
+    memcpy(&w, p, n);
+    h = (h ^ w) * 0x94d049bb133111ebull;
+    h ^= h >> 29;
+    return (uint32_t)(h ^ (h >> 32));
 }
 
 static int pol_rehash(pol_session *s, size_t ncap)
@@ -395,9 +403,26 @@ static pol_err pol_rc_err(int rc)
     }
 }
 
-/* Move back / forward n code points from byte offset i. */
+/* Code point starts (bytes other than 10xxxxxx) among the 8 bytes at p. */
+static unsigned pol_starts8(const char *p)
+{
+    uint64_t w;
+
+    memcpy(&w, p, sizeof w);
+    return 8u - (unsigned)__builtin_popcountll(w & ~(w << 1) & 0x8080808080808080ull);
+}
+
+/* Move back / forward n code points from byte offset i.  Windows reach
+ * back up to 64 code points from every '@' or ':': eight bytes are passed
+ * at a time while they hold fewer starts than remain to be passed. */
 static size_t pol_back_cp(const char *t, size_t i, unsigned n)
 {
+    unsigned k;
+
+    while (n > 0 && i >= 8 && (k = pol_starts8(t + i - 8)) < n) {
+        i -= 8;
+        n -= k;
+    }
     while (n > 0 && i > 0) {
         i--;
         while (i > 0 && ((unsigned char)t[i] & 0xc0) == 0x80)
@@ -409,6 +434,12 @@ static size_t pol_back_cp(const char *t, size_t i, unsigned n)
 
 static size_t pol_fwd_cp(const char *t, size_t len, size_t i, unsigned n)
 {
+    unsigned k;
+
+    while (n > 0 && i + 9 <= len && (k = pol_starts8(t + i + 1)) < n) {
+        i += 8;
+        n -= k;
+    }
     while (n > 0 && i < len) {
         i++;
         while (i < len && ((unsigned char)t[i] & 0xc0) == 0x80)
@@ -782,7 +813,9 @@ static int pol_only_seps(const pol_prefilter *pf, const char *text, size_t a, si
 
 /* Digit clusters of the field for pf's class: *clu and *n, computed on
  * the first request in a field and kept for the other prefilters of the
- * class (same gap and separators), whatever rules run in between. */
+ * class (same gap and separators), whatever rules run in between.  Only
+ * clusters with as many digits and runs as some prefilter of the class
+ * needs are kept: in most text that leaves a handful of numbers. */
 static pol_err pol_clusters(pol_session *s, const pol_prefilter *pf, const char *t,
                             const pol_clu **clu, size_t *n)
 {
@@ -800,17 +833,20 @@ static pol_err pol_clusters(pol_session *s, const pol_prefilter *pf, const char 
     }
     if (s->clsfield[c] != stamp) {
         while (i < sc->ndig) {
-            size_t j = i + 1;
+            size_t j = i + 1, nd = sc->dig[i].n;
             while (j < sc->ndig &&
                    sc->dig[j].cp - (sc->dig[j - 1].cp + sc->dig[j - 1].n) <= pf->gap &&
                    pol_only_seps(pf, t, sc->dig[j - 1].end, sc->dig[j].pos))
-                j++;
-            if (s->nclu == s->capclu &&
-                pol_grow((void **)&s->clu, &s->capclu, s->nclu + 1, sizeof *s->clu) != 0)
-                return POL_ERR_NOMEM;
-            s->clu[s->nclu].first = (uint32_t)i;
-            s->clu[s->nclu].end = (uint32_t)j;
-            s->nclu++;
+                nd += sc->dig[j++].n;
+            if (nd >= pf->class_digits && j - i >= pf->class_groups) {
+                if (s->nclu == s->capclu &&
+                    pol_grow((void **)&s->clu, &s->capclu, s->nclu + 1, sizeof *s->clu) != 0)
+                    return POL_ERR_NOMEM;
+                s->clu[s->nclu].first = (uint32_t)i;
+                s->clu[s->nclu].end = (uint32_t)j;
+                s->clu[s->nclu].nd = (uint32_t)nd;
+                s->nclu++;
+            }
             i = j;
         }
         s->cls0[c] = (uint32_t)first;
@@ -887,14 +923,12 @@ static pol_err pol_pf_windows(pol_session *s, const pol_prefilter *pf, pol_lit_k
     if ((pe = pol_clusters(s, pf, t, &clu, &nclu)) != POL_OK)
         return pe;
     for (i = 0; i < nclu; i++) {
-        size_t first = clu[i].first, r = clu[i].end, nd = 0, ng = 0;
+        size_t first = clu[i].first, r = clu[i].end, nd = clu[i].nd, ng = r - first;
+        /* Too few digits or runs in the whole cluster: none in part. */
+        if (nd < pf->digits || ng < pf->groups)
+            continue;
         if (pf->whole || pf->max_digits > 0) {
-            /* The whole cluster's digits and runs. */
-            for (r = first; r < clu[i].end; r++)
-                nd += sc->dig[r].n;
-            ng = clu[i].end - first;
-            if (nd < pf->digits || ng < pf->groups ||
-                (pf->max_digits > 0 && nd > pf->max_digits))
+            if (pf->max_digits > 0 && nd > pf->max_digits)
                 continue;
             /* A match here would be dropped by its validator: do not look
              * for it.  Only with lead 0: the search would resume after
@@ -916,6 +950,7 @@ static pol_err pol_pf_windows(pol_session *s, const pol_prefilter *pf, pol_lit_k
                 return pe;
             continue;
         }
+        nd = ng = 0;
         while (r > first && (nd < pf->digits || ng < pf->groups)) {
             r--;
             nd += sc->dig[r].n;
@@ -1030,24 +1065,41 @@ static int pol_cand_rank_cmp(const pol_cand *a, const pol_cand *b, const pol_eng
 
 /* qsort has no context argument in C11: sort indexes by insertion into a
  * heap-free merge sort instead. */
+static int pol_cand_before(const pol_cand *a, const pol_cand *b, const pol_engine *e,
+                           int by_start)
+{
+    return by_start ? a->start < b->start : pol_cand_rank_cmp(a, b, e) < 0;
+}
+
 static void pol_sort_cands(pol_cand *c, pol_cand *tmp, size_t n, const pol_engine *e,
                            int by_start)
 {
-    size_t w, i;
+    size_t w, i, j, k;
 
-    for (w = 1; w < n; w *= 2) {
+    /* Runs of 8 by insertion (a field rarely has more candidates), then
+     * merges; both stable, so the order is the one a plain merge sort
+     * gives. */
+    for (i = 0; i < n; i += 8) {
+        size_t hi = i + 8 < n ? i + 8 : n;
+        for (j = i + 1; j < hi; j++) {
+            pol_cand x = c[j];
+            /* Shift the larger ones up: strict order keeps equal ones in
+             * place (stable). */
+            for (k = j; k > i && pol_cand_before(&x, &c[k - 1], e, by_start); k--)
+                c[k] = c[k - 1];
+            c[k] = x;
+        }
+    }
+    for (w = 8; w < n; w *= 2) {
         for (i = 0; i < n; i += 2 * w) {
             size_t lo = i, mid = i + w < n ? i + w : n, hi = i + 2 * w < n ? i + 2 * w : n;
-            size_t a = lo, b = mid, k = lo;
-            while (a < mid && b < hi) {
-                int c1 = by_start ? (c[a].start <= c[b].start ? -1 : 1)
-                                  : pol_cand_rank_cmp(&c[a], &c[b], e);
-                tmp[k++] = c1 <= 0 ? c[a++] : c[b++];
-            }
+            size_t a = lo, b = mid, o = lo;
+            while (a < mid && b < hi)
+                tmp[o++] = pol_cand_before(&c[b], &c[a], e, by_start) ? c[b++] : c[a++];
             while (a < mid)
-                tmp[k++] = c[a++];
+                tmp[o++] = c[a++];
             while (b < hi)
-                tmp[k++] = c[b++];
+                tmp[o++] = c[b++];
         }
         memcpy(c, tmp, n * sizeof *c);
     }
