@@ -166,6 +166,36 @@ static inline size_t pol_dict_slot(const pol_dict *dc, pol_lit_kind kind, size_t
     return 0;
 }
 
+/* Scratch memory of one session (pol_arena.c): allocation moves an
+ * offset, first in a buffer the owner provides, then in chunks of
+ * doubling size, all released at once.  Not wiped: the owner wipes what
+ * is secret. */
+typedef struct pol_arena {
+    unsigned char *buf0;       /* the owner's buffer (not freed here) */
+    size_t size0;
+    struct pol_chunk *chunks;  /* allocated chunks, newest first */
+    unsigned char *base;       /* where allocation goes on */
+    size_t size, used;
+    void *last;                /* the most recent allocation */
+} pol_arena;
+
+/* Start an arena in buf[0..n) (16-byte aligned; n may be 0).  Cannot
+ * fail. */
+void pol_arena_init(pol_arena *a, void *buf, size_t n);
+
+/* n bytes, 16-byte aligned, valid until pol_arena_free; NULL when out of
+ * memory.  Not zeroed. */
+void *pol_arena_alloc(pol_arena *a, size_t n);
+
+/* Grow an array in the arena (or NULL) to at least need elements of sz
+ * bytes, capacity doubling from 16; the contents move when the array
+ * cannot grow in place.  0, or -1 on overflow or when out of memory (the
+ * array is left as it was). */
+int pol_arena_grow(pol_arena *a, void **arr, size_t *cap, size_t need, size_t sz);
+
+/* Free the chunks; the arena starts over in its buffer.  Cannot fail. */
+void pol_arena_free(pol_arena *a);
+
 /* What one linear pass found in a field. */
 /* Offsets fit 32 bits: fields are at most POL_MAX_FIELD (16 MiB).  Small
  * records keep long texts full of literals (a run of '@') in cache. */
@@ -200,6 +230,7 @@ typedef struct pol_drun {
 #define POL_SCAN_LT    2u      /* a '<' */
 
 typedef struct pol_scan {
+    pol_arena *ar;             /* where the arrays below live (the session's) */
     pol_occ *occ;              /* every literal occurrence, by position */
     size_t nocc, capocc;
     pol_wocc *wocc;            /* the same per slot, by position in each */
@@ -224,11 +255,10 @@ void pol_dict_free(pol_dict *dc);
 /* One pass over the text: checks that it is valid UTF-8 (the rules of
  * pol_utf8_valid) and finds every occurrence of every dictionary literal
  * (at code point starts, in position order), every run of digits (ASCII
- * or full-width) and the POL_SCAN_* flags.  Arrays grow in sc (kept
- * between calls; free with pol_scan_free).  0, -1 when out of memory, -2
+ * or full-width) and the POL_SCAN_* flags.  Arrays grow in sc->ar (kept
+ * between calls, released with the arena).  0, -1 when out of memory, -2
  * when the text is not valid UTF-8. */
 int pol_scan_field(pol_scan *sc, const pol_dict *dc, const char *t, size_t len);
-void pol_scan_free(pol_scan *sc);
 
 /* Byte offset reached by moving back from t[pos] over at most max code
  * points, all of class cls, stopping before the first one outside it.
@@ -349,10 +379,5 @@ typedef struct pol_jpath {
 } pol_jpath;
 int pol_json_locate(const char *text, size_t len, const pol_jpath *path,
                     size_t depth, int *line, int *col);
-
-/* Grow an array of elements of size sz to hold at least need elements
- * (capacity doubles).  Returns 0, or -1 on overflow or when out of memory
- * (the array is left as it was). */
-int pol_grow(void **arr, size_t *cap, size_t need, size_t sz);
 
 #endif

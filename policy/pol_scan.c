@@ -243,23 +243,11 @@ fail:
     return -1;
 }
 
-void pol_scan_free(pol_scan *sc)
-{
-    free(sc->occ);
-    free(sc->wocc);
-    free(sc->tmp);
-    free(sc->sst);
-    free(sc->ast);
-    free(sc->slot0);
-    free(sc->dig);
-    memset(sc, 0, sizeof *sc);
-}
-
 
 static int pol_scan_occ(pol_scan *sc, size_t pos, size_t cp, size_t lit)
 {
     if (sc->nocc == sc->capocc &&
-        pol_grow((void **)&sc->occ, &sc->capocc, sc->nocc + 1, sizeof *sc->occ) != 0)
+        pol_arena_grow(sc->ar, (void **)&sc->occ, &sc->capocc, sc->nocc + 1, sizeof *sc->occ) != 0)
         return -1;
     sc->occ[sc->nocc].pos = (uint32_t)pos;
     sc->occ[sc->nocc].cp = (uint32_t)cp;
@@ -315,24 +303,19 @@ static void pol_sst_fresh(pol_scan *sc, const pol_dict *dc, size_t k)
 }
 
 /* The grouping state, allocated once per session at its exact size (the
- * number of slots is the engine's): small enough for the allocator's
- * fast path, and never cleared as a whole. */
+ * number of slots is the engine's) and never cleared as a whole. */
 static int pol_sst_alloc(pol_scan *sc, const pol_dict *dc)
 {
     if (sc->sst != NULL)
         return 0;
-    sc->sst = calloc(dc->nslot + 1, sizeof *sc->sst);
-    sc->ast = malloc((dc->ndet + 1) * sizeof *sc->ast);
-    sc->slot0 = malloc((dc->nslot + 2) * sizeof *sc->slot0);
+    sc->sst = pol_arena_alloc(sc->ar, (dc->nslot + 1) * sizeof *sc->sst);
+    sc->ast = pol_arena_alloc(sc->ar, (dc->ndet + 1) * sizeof *sc->ast);
+    sc->slot0 = pol_arena_alloc(sc->ar, (dc->nslot + 2) * sizeof *sc->slot0);
     if (sc->sst == NULL || sc->ast == NULL || sc->slot0 == NULL) {
-        free(sc->sst);
-        free(sc->ast);
-        free(sc->slot0);
         sc->sst = NULL;
-        sc->ast = NULL;
-        sc->slot0 = NULL;
         return -1;
     }
+    memset(sc->sst, 0, (dc->nslot + 1) * sizeof *sc->sst);
     return 0;
 }
 
@@ -418,7 +401,7 @@ static int pol_scan_win(pol_scan *sc, const pol_dict *dc, size_t k,
         }
     }
     if (sc->ntmp == sc->captmp &&
-        pol_grow((void **)&sc->tmp, &sc->captmp, sc->ntmp + 1, sizeof *sc->tmp) != 0)
+        pol_arena_grow(sc->ar, (void **)&sc->tmp, &sc->captmp, sc->ntmp + 1, sizeof *sc->tmp) != 0)
         return -1;
     t = &sc->tmp[sc->ntmp++];
     t->slot = (uint32_t)k;
@@ -493,7 +476,7 @@ static int pol_scan_group(pol_scan *sc, const pol_dict *dc, const char *text)
     memset(sc->slot0, 0, (dc->nslot + 2) * sizeof *sc->slot0);
     for (i = 0; i < sc->ntmp; i++)
         sc->slot0[sc->tmp[i].slot + 2]++;
-    if (pol_grow((void **)&sc->wocc, &sc->capwocc, sc->ntmp + 1, sizeof *sc->wocc) != 0)
+    if (pol_arena_grow(sc->ar, (void **)&sc->wocc, &sc->capwocc, sc->ntmp + 1, sizeof *sc->wocc) != 0)
         return -1;
     /* slot0[k + 2] holds the count of slot k; make slot0[k + 1] the start
      * of slot k, fill through it, and it ends as the start of slot k + 1. */
@@ -515,7 +498,7 @@ static int pol_scan_group(pol_scan *sc, const pol_dict *dc, const char *text)
             dig[ndig - 1].n++;                                         \
         } else {                                                       \
             if (ndig == sc->capdig) {                                  \
-                if (pol_grow((void **)&sc->dig, &sc->capdig, ndig + 1, \
+                if (pol_arena_grow(sc->ar, (void **)&sc->dig, &sc->capdig, ndig + 1, \
                                   sizeof *sc->dig) != 0)               \
                     return -1;                                         \
                 dig = sc->dig;                                         \

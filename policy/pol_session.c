@@ -5,6 +5,7 @@
  * stack, so sessions on one shared engine run in parallel without locks.
  * Masked values live only in the session and are wiped when it is freed.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,12 @@
 #define POL_JIT_STACK_MAX (1024u * 1024u)
 #define POL_MAX_RECORDED  200000u     /* detections kept for reporting */
 #define POL_MAX_FIELDS    100000u
+/* The session's own scratch buffer, where its arena starts: enough for a
+ * text of a few kilobytes without another allocation. */
+#define POL_ARENA0        (8u * 1024u)
+/* Up to this many candidates in a field, overlaps are checked pairwise
+ * (no map of the field's bytes to allocate and clear). */
+#define POL_FEW_CANDS     32u
 
 typedef struct pol_value {
     char *v;
@@ -59,6 +66,7 @@ typedef struct pol_buf {
 struct pol_session {
     const pol_engine *e;
     pol_ph_style style;
+    pol_arena ar;              /* the arrays below that grow, values */
     pcre2_match_data *md;
     pcre2_match_context *mc;
     pcre2_match_context *mc_lim;   /* same limits, plus an offset limit */
@@ -97,6 +105,7 @@ struct pol_session {
     pol_win *awins;            /* an anchored detector's anchor windows
                                   while its prefilter's are computed */
     size_t nawins, capawins;
+    _Alignas(16) unsigned char arena0[POL_ARENA0];  /* ar starts here */
 };
 
 static void pol_wipe(void *p, size_t n)
@@ -175,29 +184,6 @@ static pol_err pol_buf_adds(pol_buf *b, const char *s)
     return pol_buf_add(b, s, strlen(s));
 }
 
-int pol_grow(void **arr, size_t *cap, size_t need, size_t sz)
-{
-    size_t nc;
-    void *na;
-
-    if (need <= *cap)
-        return 0;
-    nc = *cap ? *cap : 16;
-    while (nc < need) {
-        if (nc > SIZE_MAX / 2)
-            return -1;
-        nc *= 2;
-    }
-    if (nc > SIZE_MAX / sz)
-        return -1;
-    na = realloc(*arr, nc * sz);
-    if (na == NULL)
-        return -1;
-    *arr = na;
-    *cap = nc;
-    return 0;
-}
-
 const char *pol_strerror(pol_err e)
 {
     switch (e) {
@@ -234,9 +220,14 @@ pol_session *pol_session_new(const pol_engine *e, pol_ph_style style)
     if (e == NULL || (style != POL_PH_XML && style != POL_PH_TOKEN &&
                       style != POL_PH_XML_MARKUP))
         return NULL;
-    s = calloc(1, sizeof *s);
+    /* The members are cleared; the arena's buffer is handed out
+     * uninitialised, like malloc's. */
+    s = malloc(sizeof *s);
     if (s == NULL)
         return NULL;
+    memset(s, 0, offsetof(pol_session, arena0));
+    pol_arena_init(&s->ar, s->arena0, sizeof s->arena0);
+    s->scan.ar = &s->ar;
     s->e = e;
     s->style = style;
     s->md = pcre2_match_data_create(e->max_ovec, NULL);
@@ -265,32 +256,14 @@ void pol_session_free(pol_session *s)
 
     if (s == NULL)
         return;
-    for (i = 0; i < s->nvals; i++) {
+    for (i = 0; i < s->nvals; i++)
         pol_wipe(s->vals[i].v, s->vals[i].len);
-        free(s->vals[i].v);
-    }
-    free(s->vals);
-    free(s->htab);
-    for (i = 0; i < s->nfields; i++)
-        free(s->fields[i].ph);
-    free(s->fields);
-    free(s->dets);
-    free(s->marks);
-    free(s->cands);
-    free(s->ctmp);
-    free(s->claimed);
-    pol_scan_free(&s->scan);
-    free(s->wins);
-    free(s->clu);
-    free(s->cls0);
-    free(s->clsn);
-    free(s->clsfield);
-    free(s->awins);
     pcre2_match_data_free(s->md);
     pcre2_match_context_free(s->mc);
     pcre2_match_context_free(s->mc_lim);
     pcre2_jit_stack_free(s->js);
-    pol_wipe(s, sizeof *s);
+    pol_arena_free(&s->ar);
+    pol_wipe(s, offsetof(pol_session, arena0));
     free(s);
 }
 
@@ -315,18 +288,19 @@ static uint32_t pol_hash(const char *p, size_t n)
 
 static int pol_rehash(pol_session *s, size_t ncap)
 {
-    uint32_t *nt = calloc(ncap, sizeof *nt);
+    uint32_t *nt = ncap <= SIZE_MAX / sizeof *nt ? pol_arena_alloc(&s->ar, ncap * sizeof *nt)
+                                                 : NULL;
     size_t i;
 
     if (nt == NULL)
         return -1;
+    memset(nt, 0, ncap * sizeof *nt);
     for (i = 0; i < s->nvals; i++) {
         size_t h = pol_hash(s->vals[i].v, s->vals[i].len) & (ncap - 1);
         while (nt[h] != 0)
             h = (h + 1) & (ncap - 1);
         nt[h] = (uint32_t)(i + 1);
     }
-    free(s->htab);
     s->htab = nt;
     s->hcap = ncap;
     return 0;
@@ -356,8 +330,9 @@ static uint32_t pol_value_id(pol_session *s, const char *v, size_t n, size_t typ
         *err = POL_ERR_TOO_LARGE;
         return 0;
     }
-    if (pol_grow((void **)&s->vals, &s->capvals, s->nvals + 1, sizeof *s->vals) != 0 ||
-        (copy = malloc(n + 1)) == NULL) {
+    if (pol_arena_grow(&s->ar, (void **)&s->vals, &s->capvals, s->nvals + 1,
+                       sizeof *s->vals) != 0 ||
+        n == SIZE_MAX || (copy = pol_arena_alloc(&s->ar, n + 1)) == NULL) {
         *err = POL_ERR_NOMEM;
         return 0;
     }
@@ -371,7 +346,7 @@ static uint32_t pol_value_id(pol_session *s, const char *v, size_t n, size_t typ
     return (uint32_t)s->nvals;
 }
 
-static int pol_field_add(pol_field *f, uint32_t id)
+static int pol_field_add(pol_session *s, pol_field *f, uint32_t id)
 {
     size_t i;
 
@@ -380,7 +355,7 @@ static int pol_field_add(pol_field *f, uint32_t id)
             f->ph[i].count++;
             return 0;
         }
-    if (pol_grow((void **)&f->ph, &f->cap, f->n + 1, sizeof *f->ph) != 0)
+    if (pol_arena_grow(&s->ar, (void **)&f->ph, &f->cap, f->n + 1, sizeof *f->ph) != 0)
         return -1;
     f->ph[f->n].id = id;
     f->ph[f->n].count = 1;
@@ -403,13 +378,17 @@ static pol_err pol_rc_err(int rc)
     }
 }
 
-/* Code point starts (bytes other than 10xxxxxx) among the 8 bytes at p. */
+/* Code point starts (bytes other than 10xxxxxx) among the 8 bytes at p:
+ * the continuation bytes' top bits, moved to the bottom of each byte and
+ * summed by one multiplication (no popcount instruction on baseline
+ * x86-64). */
 static unsigned pol_starts8(const char *p)
 {
-    uint64_t w;
+    uint64_t w, cont;
 
     memcpy(&w, p, sizeof w);
-    return 8u - (unsigned)__builtin_popcountll(w & ~(w << 1) & 0x8080808080808080ull);
+    cont = (w & ~(w << 1) & 0x8080808080808080ull) >> 7;
+    return 8u - (unsigned)((cont * 0x0101010101010101ull) >> 56);
 }
 
 /* Move back / forward n code points from byte offset i.  Windows reach
@@ -528,7 +507,7 @@ static int pol_keep(pol_session *s, const pol_detector *d, const char *t, size_t
 
 static pol_err pol_add_cand(pol_session *s, size_t st, size_t en, long det)
 {
-    if (pol_grow((void **)&s->cands, &s->capcand, s->ncand + 1, sizeof *s->cands) != 0)
+    if (pol_arena_grow(&s->ar, (void **)&s->cands, &s->capcand, s->ncand + 1, sizeof *s->cands) != 0)
         return POL_ERR_NOMEM;
     s->cands[s->ncand].start = st;
     s->cands[s->ncand].end = en;
@@ -570,7 +549,7 @@ static pol_err pol_hit(pol_session *s, long det, int mark, size_t field,
 {
     if (mark) {
         const pol_marking *m = &s->e->mark[det];
-        if (pol_grow((void **)&s->marks, &s->capmarks, s->nmarks + 1, sizeof *s->marks) != 0)
+        if (pol_arena_grow(&s->ar, (void **)&s->marks, &s->capmarks, s->nmarks + 1, sizeof *s->marks) != 0)
             return POL_ERR_NOMEM;
         s->marks[s->nmarks].field = field;
         s->marks[s->nmarks].start = st;
@@ -738,7 +717,7 @@ static pol_err pol_win_add(pol_session *s, size_t lo, size_t hi)
         return POL_OK;
     }
     if (s->nwins == s->capwins &&
-        pol_grow((void **)&s->wins, &s->capwins, s->nwins + 1, sizeof *s->wins) != 0)
+        pol_arena_grow(&s->ar, (void **)&s->wins, &s->capwins, s->nwins + 1, sizeof *s->wins) != 0)
         return POL_ERR_NOMEM;
     s->wins[s->nwins].lo = lo;
     s->wins[s->nwins].hi = hi;
@@ -825,11 +804,14 @@ static pol_err pol_clusters(pol_session *s, const pol_prefilter *pf, const char 
 
     if (s->clsfield == NULL) {
         size_t nc = s->e->ndet + s->e->nmark + 1;
-        s->cls0 = malloc(nc * sizeof *s->cls0);
-        s->clsn = malloc(nc * sizeof *s->clsn);
-        s->clsfield = calloc(nc, sizeof *s->clsfield);
-        if (s->cls0 == NULL || s->clsn == NULL || s->clsfield == NULL)
+        s->cls0 = pol_arena_alloc(&s->ar, nc * sizeof *s->cls0);
+        s->clsn = pol_arena_alloc(&s->ar, nc * sizeof *s->clsn);
+        s->clsfield = pol_arena_alloc(&s->ar, nc * sizeof *s->clsfield);
+        if (s->cls0 == NULL || s->clsn == NULL || s->clsfield == NULL) {
+            s->clsfield = NULL;
             return POL_ERR_NOMEM;
+        }
+        memset(s->clsfield, 0, nc * sizeof *s->clsfield);
     }
     if (s->clsfield[c] != stamp) {
         while (i < sc->ndig) {
@@ -840,7 +822,7 @@ static pol_err pol_clusters(pol_session *s, const pol_prefilter *pf, const char 
                 nd += sc->dig[j++].n;
             if (nd >= pf->class_digits && j - i >= pf->class_groups) {
                 if (s->nclu == s->capclu &&
-                    pol_grow((void **)&s->clu, &s->capclu, s->nclu + 1, sizeof *s->clu) != 0)
+                    pol_arena_grow(&s->ar, (void **)&s->clu, &s->capclu, s->nclu + 1, sizeof *s->clu) != 0)
                     return POL_ERR_NOMEM;
                 s->clu[s->nclu].first = (uint32_t)i;
                 s->clu[s->nclu].end = (uint32_t)j;
@@ -1013,7 +995,7 @@ static pol_err pol_anchored_windows(pol_session *s, size_t det, const char *t, s
      * storage through a swap. */
     pol_wins_swap(&s->wins, &s->nwins, &s->capwins, &s->awins, &s->nawins, &s->capawins);
     na = s->nwins;
-    if (pol_grow((void **)&s->wins, &s->capwins, na + s->nawins, sizeof *s->wins) != 0)
+    if (pol_arena_grow(&s->ar, (void **)&s->wins, &s->capwins, na + s->nawins, sizeof *s->wins) != 0)
         return POL_ERR_NOMEM;
     /* Move the anchor windows to the end of their storage so that the
      * result can be written from the front: the k-th result window is
@@ -1112,32 +1094,39 @@ static pol_err pol_resolve(pol_session *s, size_t len)
 
     if (s->ncand == 0)
         return POL_OK;
-    if (pol_grow((void **)&s->ctmp, &s->capctmp, s->ncand, sizeof *s->ctmp) != 0)
+    if (pol_arena_grow(&s->ar, (void **)&s->ctmp, &s->capctmp, s->ncand, sizeof *s->ctmp) != 0)
         return POL_ERR_NOMEM;
     tmp = s->ctmp;
-    if (s->claimed_cap < len) {
-        unsigned char *nc = malloc(len);
-        if (nc == NULL)
+    /* Few candidates are checked against those already accepted; many
+     * against a map of the claimed bytes, so that the work stays linear:
+     * each detector's own matches do not overlap, so the total length
+     * checked there is at most (detectors + 1) x len. */
+    if (s->ncand > POL_FEW_CANDS) {
+        if (pol_arena_grow(&s->ar, (void **)&s->claimed, &s->claimed_cap, len, 1) != 0)
             return POL_ERR_NOMEM;
-        free(s->claimed);
-        s->claimed = nc;
-        s->claimed_cap = len;
+        memset(s->claimed, 0, len);
     }
-    memset(s->claimed, 0, len);
     pol_sort_cands(s->cands, tmp, s->ncand, s->e, 0);
-    /* Each detector's own matches do not overlap, so the total length
-     * checked here is at most (detectors + 1) x len: linear. */
     for (i = 0; i < s->ncand; i++) {
         pol_cand *c = &s->cands[i];
         int free_span = 1;
-        for (j = c->start; j < c->end; j++)
-            if (s->claimed[j]) {
-                free_span = 0;
-                break;
-            }
+        if (s->ncand <= POL_FEW_CANDS) {
+            for (j = 0; j < k; j++)
+                if (c->start < s->cands[j].end && s->cands[j].start < c->end) {
+                    free_span = 0;
+                    break;
+                }
+        } else {
+            for (j = c->start; j < c->end; j++)
+                if (s->claimed[j]) {
+                    free_span = 0;
+                    break;
+                }
+        }
         if (!free_span)
             continue;
-        memset(s->claimed + c->start, 1, c->end - c->start);
+        if (s->ncand > POL_FEW_CANDS)
+            memset(s->claimed + c->start, 1, c->end - c->start);
         s->cands[k] = *c;
         s->cands[k].accepted = 1;
         k++;
@@ -1237,7 +1226,7 @@ pol_err pol_session_process(pol_session *s, const char *text, size_t len,
         if (rc != 0)
             return POL_ERR_NOMEM;
     }
-    if (pol_grow((void **)&s->fields, &s->capfields, s->nfields + 1, sizeof *s->fields) != 0)
+    if (pol_arena_grow(&s->ar, (void **)&s->fields, &s->capfields, s->nfields + 1, sizeof *s->fields) != 0)
         return POL_ERR_NOMEM;
     field = s->nfields;
     f = &s->fields[field];
@@ -1315,7 +1304,7 @@ pol_err pol_session_process(pol_session *s, const char *text, size_t len,
             goto fail;
         if ((pe = pol_add_placeholder(&out, s->style, id)) != POL_OK)
             goto fail;
-        if (pol_field_add(f, id) != 0) {
+        if (pol_field_add(s, f, id) != 0) {
             pe = POL_ERR_NOMEM;
             goto fail;
         }
@@ -1326,7 +1315,7 @@ pol_err pol_session_process(pol_session *s, const char *text, size_t len,
             s->refuse_rule = e->det[c->det].id;
         if (s->ndets < POL_MAX_RECORDED) {
             pol_detection *d;
-            if (pol_grow((void **)&s->dets, &s->capdets, s->ndets + 1, sizeof *s->dets) != 0) {
+            if (pol_arena_grow(&s->ar, (void **)&s->dets, &s->capdets, s->ndets + 1, sizeof *s->dets) != 0) {
                 pe = POL_ERR_NOMEM;
                 goto fail;
             }
