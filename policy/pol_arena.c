@@ -80,7 +80,7 @@ void *pol_arena_alloc(pol_arena *a, size_t n)
     return p;
 }
 
-int pol_arena_grow(pol_arena *a, void **arr, size_t *cap, size_t need, size_t sz)
+int pol_arena_grow_slow(pol_arena *a, void **arr, size_t *cap, size_t need, size_t sz)
 {
     size_t nc, bytes, at;
     void *p;

@@ -190,8 +190,14 @@ void *pol_arena_alloc(pol_arena *a, size_t n);
 /* Grow an array in the arena (or NULL) to at least need elements of sz
  * bytes, capacity doubling from 16; the contents move when the array
  * cannot grow in place.  0, or -1 on overflow or when out of memory (the
- * array is left as it was). */
-int pol_arena_grow(pol_arena *a, void **arr, size_t *cap, size_t need, size_t sz);
+ * array is left as it was).  pol_arena_grow_slow does the growing. */
+int pol_arena_grow_slow(pol_arena *a, void **arr, size_t *cap, size_t need, size_t sz);
+
+static inline int pol_arena_grow(pol_arena *a, void **arr, size_t *cap, size_t need,
+                                 size_t sz)
+{
+    return need <= *cap ? 0 : pol_arena_grow_slow(a, arr, cap, need, sz);
+}
 
 /* Free the chunks; the arena starts over in its buffer.  Cannot fail. */
 void pol_arena_free(pol_arena *a);
@@ -287,6 +293,8 @@ typedef struct pol_detector {
     pol_words anchor_words;    /* the same words, for the shared scan */
     unsigned anchor_before, anchor_after;
     pol_prefilter pf;
+    int pf_in_anchor;          /* every prefilter window lies in an anchor
+                                  window: the prefilter's alone are used */
 } pol_detector;
 
 typedef struct pol_marking {

@@ -1174,6 +1174,42 @@ done:
     return ret;
 }
 
+/* 1 when no occurrence of a word in w can start inside an occurrence of
+ * another or the same word, nor at the same place: then the alternation
+ * of the words (an anchor) finds every occurrence of every word. */
+static int pol_words_apart(const pol_words *w)
+{
+    size_t a, b, k;
+
+    for (a = 0; a < w->n; a++)
+        for (b = 0; b < w->n; b++)
+            for (k = 0; k < w->len[a]; k++) {
+                size_t rest = w->len[a] - k, n = rest < w->len[b] ? rest : w->len[b];
+                if (k == 0 && a == b)
+                    continue;
+                if (memcmp(w->w[a] + k, w->w[b], n) == 0)
+                    return 0;
+            }
+    return 1;
+}
+
+/* 1 when the prefilter's windows of an anchored detector all lie in its
+ * anchor windows: the same words, found apart, bounded no wider. */
+static int pol_pf_in_anchor(const pol_detector *d)
+{
+    size_t i;
+
+    if (d->anchor == NULL || d->pf.words.n == 0 || d->pf.digits > 0 || !d->pf.window ||
+        d->pf.words.n != d->anchor_words.n || d->pf.before > d->anchor_before ||
+        d->pf.after > d->anchor_after)
+        return 0;
+    for (i = 0; i < d->pf.words.n; i++)
+        if (d->pf.words.len[i] != d->anchor_words.len[i] ||
+            memcmp(d->pf.words.w[i], d->anchor_words.w[i], d->pf.words.len[i]) != 0)
+            return 0;
+    return pol_words_apart(&d->anchor_words);
+}
+
 /* A literal alternation of words, every character escaped, JIT-compiled.
  * Returns NULL when out of memory. */
 static pcre2_code *pol_compile_words(const pol_words *w)
@@ -1357,6 +1393,7 @@ static int pol_build(pol_loader *ld, pol_engine *e)
         s->id = NULL;
         d->type = (size_t)t;
         d->validator = s->validator;
+        d->pf_in_anchor = pol_pf_in_anchor(d);
         d->ctx = s->ctx;
         d->not_ctx = s->not_ctx;
         memset(&s->ctx, 0, sizeof s->ctx);

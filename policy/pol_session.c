@@ -973,6 +973,8 @@ static pol_err pol_anchored_windows(pol_session *s, size_t det, const char *t, s
     size_t i = 0, j = 0, na;
     pol_err pe;
 
+    if (d->pf_in_anchor)    /* the intersection would be these */
+        return pol_pf_windows(s, &d->pf, POL_LIT_PF_DET, det, t, len, run);
     if ((pe = pol_anchor_windows(s, det, t, len)) != POL_OK)
         return pe;
     *run = s->nwins > 0;
