@@ -221,6 +221,8 @@ typedef struct pol_wocc {
     uint32_t word;             /* index in the rule's list */
     uint32_t len;              /* bytes */
     uint32_t ncp;              /* code points */
+    uint32_t from;             /* window slots with a "between" class: byte
+                                  offset where the window starts */
 } pol_wocc;
 
 /* A run of adjacent digits (ASCII or full-width). */
@@ -235,6 +237,16 @@ typedef struct pol_drun {
 #define POL_SCAN_TOKEN 1u      /* a literal U+27E6 or U+27E7 */
 #define POL_SCAN_LT    2u      /* a '<' */
 
+/* Per-slot state of a pol_scan, stamped with the field it belongs to
+ * rather than cleared for each field.  Offsets and counts fit 32 bits
+ * (fields are at most POL_MAX_FIELD bytes). */
+typedef struct pol_sstate {
+    uint32_t gen;              /* sc->gen of its field; older: no entries */
+    uint32_t last;             /* while grouping: index + 1 of the slot's
+                                  last entry in tmp */
+    uint32_t start, n;         /* its entries: wocc[start .. start + n) */
+} pol_sstate;
+
 typedef struct pol_scan {
     pol_arena *ar;             /* where the arrays below live (the session's) */
     pol_occ *occ;              /* every literal occurrence, by position */
@@ -243,11 +255,11 @@ typedef struct pol_scan {
     size_t capwocc;
     struct pol_tocc *tmp;      /* grouping scratch */
     size_t ntmp, captmp;
-    struct pol_sstate *sst;    /* grouping state per slot (nslot + 1) */
+    pol_sstate *sst;           /* per slot (nslot + 1): see pol_scan_slot */
     struct pol_astate *ast;    /* anchor choice per detector (ndet) */
     uint32_t gen;              /* fields grouped so far: stamps sst */
-    size_t *slot0;             /* slot k: wocc[slot0[k] .. slot0[k + 1]),
-                                  nslot + 2 entries */
+    uint32_t *touched;         /* slots with entries in this field */
+    size_t ntouched;
     pol_drun *dig;             /* digit runs, by position */
     size_t ndig, capdig;
     unsigned flags;
@@ -265,6 +277,16 @@ void pol_dict_free(pol_dict *dc);
  * between calls, released with the arena).  0, -1 when out of memory, -2
  * when the text is not valid UTF-8. */
 int pol_scan_field(pol_scan *sc, const pol_dict *dc, const char *t, size_t len);
+
+/* Slot k's entries in the last field scanned: wocc[*lo .. *hi).  Cannot
+ * fail. */
+static inline void pol_scan_slot(const pol_scan *sc, size_t k, size_t *lo, size_t *hi)
+{
+    const pol_sstate *st = &sc->sst[k];
+
+    *lo = st->gen == sc->gen ? st->start : 0;
+    *hi = st->gen == sc->gen ? st->start + st->n : 0;
+}
 
 /* Byte offset reached by moving back from t[pos] over at most max code
  * points, all of class cls, stopping before the first one outside it.

@@ -178,7 +178,10 @@ int pol_dict_build(pol_dict *dc, const pol_engine *e)
     if (tmp == NULL || dc->use == NULL || dc->lit == NULL)
         goto fail;
     for (i = 0; i < e->ndet; i++) {
-        pol_tmp_add(tmp, &n, &e->det[i].anchor_words, POL_LIT_ANCHOR, i);
+        /* An anchor whose prefilter stands in for it (pf_in_anchor) is
+         * not looked for: its windows are never computed. */
+        if (!e->det[i].pf_in_anchor)
+            pol_tmp_add(tmp, &n, &e->det[i].anchor_words, POL_LIT_ANCHOR, i);
         pol_tmp_add(tmp, &n, &e->det[i].pf.words, POL_LIT_PF_DET, i);
         pol_tmp_add(tmp, &n, &e->det[i].ctx, POL_LIT_CTX, i);
         pol_tmp_add(tmp, &n, &e->det[i].not_ctx, POL_LIT_NOT_CTX, i);
@@ -271,14 +274,6 @@ static int pol_scan_key(pol_scan *sc, const pol_dict *dc, const unsigned char *t
     return 0;
 }
 
-/* Per-slot state while grouping, stamped with the field it belongs to
- * rather than cleared for each field.  Offsets and counts fit 32 bits
- * (fields are at most POL_MAX_FIELD bytes). */
-typedef struct pol_sstate {
-    uint32_t gen;              /* sc->gen of its field; older: all zero */
-    uint32_t last;             /* index + 1 of the slot's last entry in tmp */
-} pol_sstate;
-
 /* Anchor slots (one per detector) also choose among words. */
 typedef struct pol_astate {
     uint32_t cursor;           /* byte where the next anchor may start */
@@ -291,12 +286,15 @@ typedef struct pol_tocc {
     pol_wocc w;
 } pol_tocc;
 
-/* Slot k's state, reset when it still belongs to an earlier field. */
+/* Slot k's state, reset when it still belongs to an earlier field; the
+ * slot joins this field's list of slots with entries. */
 static void pol_sst_fresh(pol_scan *sc, const pol_dict *dc, size_t k)
 {
     if (sc->sst[k].gen != sc->gen) {
         sc->sst[k].gen = sc->gen;
         sc->sst[k].last = 0;
+        sc->sst[k].n = 0;
+        sc->touched[sc->ntouched++] = (uint32_t)k;
         if (k < dc->ndet)
             memset(&sc->ast[k], 0, sizeof sc->ast[k]);
     }
@@ -310,8 +308,8 @@ static int pol_sst_alloc(pol_scan *sc, const pol_dict *dc)
         return 0;
     sc->sst = pol_arena_alloc(sc->ar, (dc->nslot + 1) * sizeof *sc->sst);
     sc->ast = pol_arena_alloc(sc->ar, (dc->ndet + 1) * sizeof *sc->ast);
-    sc->slot0 = pol_arena_alloc(sc->ar, (dc->nslot + 2) * sizeof *sc->slot0);
-    if (sc->sst == NULL || sc->ast == NULL || sc->slot0 == NULL) {
+    sc->touched = pol_arena_alloc(sc->ar, (dc->nslot + 1) * sizeof *sc->touched);
+    if (sc->sst == NULL || sc->ast == NULL || sc->touched == NULL) {
         sc->sst = NULL;
         return -1;
     }
@@ -374,21 +372,22 @@ static int pol_scan_win(pol_scan *sc, const pol_dict *dc, size_t k,
 {
     pol_sstate *st = sc->sst;
     pol_tocc *t;
+    size_t from = 0;
+    unsigned back = dc->sbefore[k];
 
+    if (dc->smode[k] == POL_SMODE_ONE && st[k].last > 0)
+        return 0;
+    if (dc->sbetween[k] != NULL) {
+        /* The window of this word reaches back only over its class; the
+         * entry keeps where it starts.  Merge only when that still
+         * overlaps the entry (a merged entry's window runs from its first
+         * word's start to its last word's end). */
+        from = pol_class_back(text, o->pos, dc->sbefore[k], dc->sbetween[k], &back);
+    }
     if (st[k].last > 0) {
         pol_wocc *w = &sc->tmp[st[k].last - 1].w;
         size_t hi = (size_t)w->cp + w->ncp + dc->safter[k];
-        size_t lo = o->cp >= dc->sbefore[k] ? o->cp - dc->sbefore[k] : 0;
-        if (dc->smode[k] == POL_SMODE_ONE)
-            return 0;
-        if (dc->sbetween[k] != NULL) {
-            /* The window of this word reaches back only over its class:
-             * merge only when that still overlaps the entry (a merged
-             * entry's window runs from its first word's to its last's). */
-            unsigned back;
-            (void)pol_class_back(text, o->pos, dc->sbefore[k], dc->sbetween[k], &back);
-            lo = o->cp - back;
-        }
+        size_t lo = o->cp >= back ? o->cp - back : 0;
         if (dc->smode[k] != POL_SMODE_ALL && lo <= hi) {
             /* Overlapping windows merge: the entry now reaches this word's
              * window end, and for anchors spans this word too. */
@@ -410,7 +409,9 @@ static int pol_scan_win(pol_scan *sc, const pol_dict *dc, size_t k,
     t->w.word = word;
     t->w.len = len;
     t->w.ncp = ncp;
+    t->w.from = (uint32_t)from;
     st[k].last = (uint32_t)sc->ntmp;
+    st[k].n++;
     return 0;
 }
 
@@ -430,6 +431,7 @@ static int pol_scan_group(pol_scan *sc, const pol_dict *dc, const char *text)
     ast = sc->ast;
     sc->gen++;
     sc->ntmp = 0;
+    sc->ntouched = 0;
     for (i = 0, g = 1; i < sc->nocc; i = j, g++) {
         /* The group of occurrences at one position: first the best anchor
          * word per anchor slot, then the entries. */
@@ -473,17 +475,21 @@ static int pol_scan_group(pol_scan *sc, const pol_dict *dc, const char *text)
             }
         }
     }
-    memset(sc->slot0, 0, (dc->nslot + 2) * sizeof *sc->slot0);
-    for (i = 0; i < sc->ntmp; i++)
-        sc->slot0[sc->tmp[i].slot + 2]++;
-    if (pol_arena_grow(sc->ar, (void **)&sc->wocc, &sc->capwocc, sc->ntmp + 1, sizeof *sc->wocc) != 0)
+    if (pol_arena_grow(sc->ar, (void **)&sc->wocc, &sc->capwocc, sc->ntmp + 1,
+                       sizeof *sc->wocc) != 0)
         return -1;
-    /* slot0[k + 2] holds the count of slot k; make slot0[k + 1] the start
-     * of slot k, fill through it, and it ends as the start of slot k + 1. */
-    for (i = 2; i < dc->nslot + 2; i++)
-        sc->slot0[i] += sc->slot0[i - 1];
+    /* A counting sort over the slots that have entries only (a field
+     * touches a few of the engine's slots): each gets its range, then
+     * the entries go to their slot's range in position order ("last"
+     * serves as the filling cursor). */
+    for (i = 0, j = 0; i < sc->ntouched; i++) {
+        pol_sstate *k = &sc->sst[sc->touched[i]];
+        k->start = (uint32_t)j;
+        k->last = (uint32_t)j;
+        j += k->n;
+    }
     for (i = 0; i < sc->ntmp; i++)
-        sc->wocc[sc->slot0[sc->tmp[i].slot + 1]++] = sc->tmp[i].w;
+        sc->wocc[sc->sst[sc->tmp[i].slot].last++] = sc->tmp[i].w;
     return 0;
 }
 

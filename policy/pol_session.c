@@ -448,8 +448,10 @@ static int pol_match(pol_session *s, const pcre2_code *re, const char *t, size_t
 static int pol_word_in(const pol_session *s, size_t k, size_t ws, size_t we)
 {
     const pol_scan *sc = &s->scan;
-    size_t lo = sc->slot0[k], hi = sc->slot0[k + 1];
+    size_t lo, hi, end;
 
+    pol_scan_slot(sc, k, &lo, &end);
+    hi = end;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         if (sc->wocc[mid].pos < ws)
@@ -457,10 +459,22 @@ static int pol_word_in(const pol_session *s, size_t k, size_t ws, size_t we)
         else
             hi = mid;
     }
-    for (; lo < sc->slot0[k + 1] && sc->wocc[lo].pos < we; lo++)
+    for (; lo < end && sc->wocc[lo].pos < we; lo++)
         if (sc->wocc[lo].pos + sc->wocc[lo].len <= we)
             return 1;
     return 0;
+}
+
+/* 1 when a context word of detector det occurs anywhere in the field. */
+static int pol_ctx_present(const pol_session *s, size_t det, const char *t, size_t len)
+{
+    const pol_engine *e = s->e;
+    size_t lo, hi;
+
+    if (e->reference)
+        return pol_any_word(&e->det[det].ctx, t, len);
+    pol_scan_slot(&s->scan, pol_dict_slot(&e->dict, POL_LIT_CTX, det), &lo, &hi);
+    return lo < hi;
 }
 
 /* Apply context words and allow rules to a candidate.  1 keep, 0 drop,
@@ -734,9 +748,10 @@ static pol_err pol_anchor_windows(pol_session *s, size_t det, const char *t, siz
     const pol_detector *d = &s->e->det[det];
     const pol_scan *sc = &s->scan;
     size_t k = pol_dict_slot(&s->e->dict, POL_LIT_ANCHOR, det);
-    size_t i = sc->slot0[k], end = sc->slot0[k + 1], cursor = 0;
+    size_t i, end, cursor = 0;
     pol_err pe;
 
+    pol_scan_slot(sc, k, &i, &end);
     s->nwins = 0;
     while (i < end) {
         size_t pos = sc->wocc[i].pos, best = SIZE_MAX, blen = 0;
@@ -871,16 +886,18 @@ static pol_err pol_pf_windows(pol_session *s, const pol_prefilter *pf, pol_lit_k
     s->nwins = 0;
     *run = 0;
     if (pf->words.n > 0) {
-        if (sc->slot0[k] == sc->slot0[k + 1])
+        size_t last;
+        pol_scan_slot(sc, k, &i, &last);
+        if (i == last)
             return POL_OK;
         if (pf->window) {
             /* Every occurrence (also overlapping ones) gives a window, so
              * the windows cover every start the declaration allows; lo is
              * non-decreasing because occurrences come in position order. */
-            for (i = sc->slot0[k]; i < sc->slot0[k + 1]; i++) {
+            for (; i < last; i++) {
                 size_t pos = sc->wocc[i].pos, end = pos + sc->wocc[i].len, lo, hi;
                 if (pf->between != NULL) {
-                    lo = pol_class_back(t, pos, pf->before, pf->between, NULL);
+                    lo = sc->wocc[i].from;     /* walked by the pre-scan */
                     hi = pol_class_fwd(t, len, end, pf->after, pf->between);
                 } else {
                     lo = pol_back_cp(t, pos, pf->before);
@@ -1276,10 +1293,7 @@ pol_err pol_session_process(pol_session *s, const char *text, size_t len,
         }
         /* A detector that needs context cannot match when no context word
          * occurs anywhere: skip the scan. */
-        if (d->ctx_required &&
-            (e->reference ? !pol_any_word(&d->ctx, text, len)
-                          : s->scan.slot0[pol_dict_slot(&e->dict, POL_LIT_CTX, i)] ==
-                                s->scan.slot0[pol_dict_slot(&e->dict, POL_LIT_CTX, i) + 1]))
+        if (d->ctx_required && !pol_ctx_present(s, i, text, len))
             continue;
         if (!e->reference && POL_PF_ACTIVE(&d->pf) &&
             (pe = pol_pf_windows(s, &d->pf, POL_LIT_PF_DET, i, text, len, &run)) != POL_OK)
