@@ -517,6 +517,24 @@ static int pol_scan_group(pol_scan *sc, const pol_dict *dc, const char *text)
         }                                                              \
     } while (0)
 
+/* The key at t[i] starts some literal (its bit in dc->first is set): the
+ * second filter, then the literals themselves.  About one character in
+ * twenty gets here. */
+static int pol_scan_hit(pol_scan *sc, const pol_dict *dc, const unsigned char *t, size_t len,
+                        size_t i, size_t cp, unsigned key)
+{
+    unsigned h;
+
+    if (!(dc->shortk[key >> 3] & (1u << (key & 7)))) {
+        if (i + 4 > len)
+            return 0;
+        h = pol_hash4(t + i);
+        if (!(dc->h4[h >> 3] & (1u << (h & 7))))
+            return 0;
+    }
+    return pol_scan_key(sc, dc, t, len, i, cp, key);
+}
+
 int pol_scan_field(pol_scan *sc, const pol_dict *dc, const char *text, size_t len)
 {
     const unsigned char *t = (const unsigned char *)text;
@@ -532,24 +550,52 @@ int pol_scan_field(pol_scan *sc, const pol_dict *dc, const char *text, size_t le
     /* The hot loop keeps its state in locals (stores through sc would
      * force reloads).  It also validates the UTF-8, with exactly the rules
      * of pol_utf8_valid (no overlongs, surrogates or values above
-     * U+10FFFF): one pass over the text instead of two. */
+     * U+10FFFF): one pass over the text instead of two.  Runs of ASCII and
+     * runs of kana and kanji, most of any text, have loops of their own. */
     while (i < len) {
         unsigned c = t[i], key;
         size_t n;
         if (c < 0x80) {
-            if (acls[c] != 0) {
-                if (acls[c] & POL_ACLS_DIGIT)
-                    POL_DIGIT(i, cp, 1);
-                if (acls[c] & POL_ACLS_LT)
-                    flags |= POL_SCAN_LT;
-                if ((acls[c] & POL_ACLS_ONE) && pol_scan_occ(sc, i, cp, dc->one[c] - 1) != 0)
+            do {
+                if (acls[c] != 0) {
+                    if (acls[c] & POL_ACLS_DIGIT)
+                        POL_DIGIT(i, cp, 1);
+                    if (acls[c] & POL_ACLS_LT)
+                        flags |= POL_SCAN_LT;
+                    if ((acls[c] & POL_ACLS_ONE) &&
+                        pol_scan_occ(sc, i, cp, dc->one[c] - 1) != 0)
+                        return -1;
+                }
+                /* At the last byte no literal of two bytes or more fits,
+                 * and none has a NUL second byte. */
+                key = (c << 8) | (i + 1 < len ? t[i + 1] : 0u);
+                if ((first[key >> 3] & (1u << (key & 7))) &&
+                    pol_scan_hit(sc, dc, t, len, i, cp, key) != 0)
                     return -1;
-            }
-            /* At the last byte no literal of two bytes or more fits, and
-             * none has a NUL second byte. */
-            key = (c << 8) | (i + 1 < len ? t[i + 1] : 0u);
-            n = 1;
-        } else if (c >= 0xe0 && c <= 0xef) {
+                i++;
+                cp++;
+            } while (i < len && (c = t[i]) < 0x80);
+            continue;
+        }
+        if (c - 0xe3u <= 6u) {
+            /* U+3000..U+9FFF: kana, kanji, CJK punctuation.  No overlong
+             * or surrogate form starts with these bytes, and no digit or
+             * placeholder character is among them: only the continuation
+             * bytes need checking. */
+            do {
+                if (i + 2 >= len || (t[i + 1] & 0xc0) != 0x80 || (t[i + 2] & 0xc0) != 0x80)
+                    return -2;
+                key = 0x8000u + (((c & 0x0fu) << 12) | ((t[i + 1] & 0x3fu) << 6) |
+                                 (t[i + 2] & 0x3fu));
+                if ((first[key >> 3] & (1u << (key & 7))) &&
+                    pol_scan_hit(sc, dc, t, len, i, cp, key) != 0)
+                    return -1;
+                i += 3;
+                cp++;
+            } while (i < len && (c = t[i]) - 0xe3u <= 6u);
+            continue;
+        }
+        if (c >= 0xe0 && c <= 0xef) {
             unsigned u;
             if (i + 2 >= len || (t[i + 1] & 0xc0) != 0x80 || (t[i + 2] & 0xc0) != 0x80 ||
                 (c == 0xe0 && t[i + 1] < 0xa0) || (c == 0xed && t[i + 1] >= 0xa0))
@@ -577,9 +623,7 @@ int pol_scan_field(pol_scan *sc, const pol_dict *dc, const char *text, size_t le
             return -2;
         }
         if ((first[key >> 3] & (1u << (key & 7))) &&
-            ((dc->shortk[key >> 3] & (1u << (key & 7))) ||
-             (i + 4 <= len && (dc->h4[pol_hash4(t + i) >> 3] & (1u << (pol_hash4(t + i) & 7))))) &&
-            pol_scan_key(sc, dc, t, len, i, cp, key) != 0)
+            pol_scan_hit(sc, dc, t, len, i, cp, key) != 0)
             return -1;
         i += n;
         cp++;
