@@ -521,7 +521,8 @@ static int pol_keep(pol_session *s, const pol_detector *d, const char *t, size_t
 
 static pol_err pol_add_cand(pol_session *s, size_t st, size_t en, long det)
 {
-    if (pol_arena_grow(&s->ar, (void **)&s->cands, &s->capcand, s->ncand + 1, sizeof *s->cands) != 0)
+    if (pol_arena_grow(&s->ar, (void **)&s->cands, &s->capcand, s->ncand + 1,
+                       sizeof *s->cands) != 0)
         return POL_ERR_NOMEM;
     s->cands[s->ncand].start = st;
     s->cands[s->ncand].end = en;
@@ -563,7 +564,8 @@ static pol_err pol_hit(pol_session *s, long det, int mark, size_t field,
 {
     if (mark) {
         const pol_marking *m = &s->e->mark[det];
-        if (pol_arena_grow(&s->ar, (void **)&s->marks, &s->capmarks, s->nmarks + 1, sizeof *s->marks) != 0)
+        if (pol_arena_grow(&s->ar, (void **)&s->marks, &s->capmarks, s->nmarks + 1,
+                           sizeof *s->marks) != 0)
             return POL_ERR_NOMEM;
         s->marks[s->nmarks].field = field;
         s->marks[s->nmarks].start = st;
@@ -837,7 +839,8 @@ static pol_err pol_clusters(pol_session *s, const pol_prefilter *pf, const char 
                 nd += sc->dig[j++].n;
             if (nd >= pf->class_digits && j - i >= pf->class_groups) {
                 if (s->nclu == s->capclu &&
-                    pol_arena_grow(&s->ar, (void **)&s->clu, &s->capclu, s->nclu + 1, sizeof *s->clu) != 0)
+                    pol_arena_grow(&s->ar, (void **)&s->clu, &s->capclu, s->nclu + 1,
+                                   sizeof *s->clu) != 0)
                     return POL_ERR_NOMEM;
                 s->clu[s->nclu].first = (uint32_t)i;
                 s->clu[s->nclu].end = (uint32_t)j;
@@ -1014,7 +1017,8 @@ static pol_err pol_anchored_windows(pol_session *s, size_t det, const char *t, s
      * storage through a swap. */
     pol_wins_swap(&s->wins, &s->nwins, &s->capwins, &s->awins, &s->nawins, &s->capawins);
     na = s->nwins;
-    if (pol_arena_grow(&s->ar, (void **)&s->wins, &s->capwins, na + s->nawins, sizeof *s->wins) != 0)
+    if (pol_arena_grow(&s->ar, (void **)&s->wins, &s->capwins, na + s->nawins,
+                       sizeof *s->wins) != 0)
         return POL_ERR_NOMEM;
     /* Move the anchor windows to the end of their storage so that the
      * result can be written from the front: the k-th result window is
@@ -1245,7 +1249,8 @@ pol_err pol_session_process(pol_session *s, const char *text, size_t len,
         if (rc != 0)
             return POL_ERR_NOMEM;
     }
-    if (pol_arena_grow(&s->ar, (void **)&s->fields, &s->capfields, s->nfields + 1, sizeof *s->fields) != 0)
+    if (pol_arena_grow(&s->ar, (void **)&s->fields, &s->capfields, s->nfields + 1,
+                       sizeof *s->fields) != 0)
         return POL_ERR_NOMEM;
     field = s->nfields;
     f = &s->fields[field];
@@ -1331,7 +1336,8 @@ pol_err pol_session_process(pol_session *s, const char *text, size_t len,
             s->refuse_rule = e->det[c->det].id;
         if (s->ndets < POL_MAX_RECORDED) {
             pol_detection *d;
-            if (pol_arena_grow(&s->ar, (void **)&s->dets, &s->capdets, s->ndets + 1, sizeof *s->dets) != 0) {
+            if (pol_arena_grow(&s->ar, (void **)&s->dets, &s->capdets, s->ndets + 1,
+                               sizeof *s->dets) != 0) {
                 pe = POL_ERR_NOMEM;
                 goto fail;
             }
