@@ -152,10 +152,11 @@ void pol_session_free(pol_session *s);
 pol_err pol_session_process(pol_session *s, const char *text, size_t len,
                             char **masked, size_t *masked_len);
 
-/* Release the scanning scratch (kept between pol_session_process calls to
- * avoid reallocating it) while keeping what restoration and the counts
- * need: for a session that waits on a vendor with nothing more to scan.
- * Processing again afterwards still works.  NULL-safe; cannot fail. */
+/* Release what only scanning needs and is kept outside the session's
+ * arena (PCRE2 match data and JIT stack), for a session that waits on a
+ * vendor with nothing more to scan.  Restoration and the counts are
+ * unaffected; processing again afterwards still works.  NULL-safe; cannot
+ * fail. */
 void pol_session_trim(pol_session *s);
 
 /* Restore the translation of field `field`: replace each placeholder by its

@@ -64,7 +64,24 @@ typedef struct pol_prefilter {
     unsigned dclass;           /* prefilters with the same gap and separators
                                   share one class: their digit clusters are
                                   computed once per field */
+    unsigned class_digits;     /* fewest digits and runs any prefilter of the
+                                  class needs: smaller clusters are not kept */
+    unsigned class_groups;
+    char *between_src;         /* "between" as written (until compiled) */
+    uint8_t *between;          /* with a window: only characters of this
+                                  class lie between a match's start and the
+                                  word (bit c of the code points below
+                                  U+10000, POL_CLASS_BYTES; those above are
+                                  all counted in); NULL: any */
 } pol_prefilter;
+
+#define POL_CLASS_BYTES 8192
+
+/* 1 when code point c is in class cls (a "between" bit map). */
+static inline int pol_class_has(const uint8_t *cls, uint32_t c)
+{
+    return c > 0xffffu || ((cls[c >> 3] >> (c & 7u)) & 1u);
+}
 
 #define POL_PF_ACTIVE(pf) ((pf)->words.n > 0 || (pf)->digits > 0)
 
@@ -100,6 +117,8 @@ typedef struct pol_dict {
     size_t nslot;              /* rules that own words: see pol_dict_slot */
     uint8_t *smode;            /* per slot: POL_SMODE_* */
     uint32_t *sbefore, *safter; /* per slot: window in code points */
+    const uint8_t **sbetween;  /* per slot: "between" class or NULL
+                                  (borrowed from the prefilter) */
     size_t ndet, nmark;
     uint32_t one[128];         /* one-byte literal equal to this byte: index + 1 */
     uint8_t acls[128];         /* POL_ACLS_* of each ASCII byte */
@@ -147,6 +166,42 @@ static inline size_t pol_dict_slot(const pol_dict *dc, pol_lit_kind kind, size_t
     return 0;
 }
 
+/* Scratch memory of one session (pol_arena.c): allocation moves an
+ * offset, first in a buffer the owner provides, then in chunks of
+ * doubling size, all released at once.  Not wiped: the owner wipes what
+ * is secret. */
+typedef struct pol_arena {
+    unsigned char *buf0;       /* the owner's buffer (not freed here) */
+    size_t size0;
+    struct pol_chunk *chunks;  /* allocated chunks, newest first */
+    unsigned char *base;       /* where allocation goes on */
+    size_t size, used;
+    void *last;                /* the most recent allocation */
+} pol_arena;
+
+/* Start an arena in buf[0..n) (16-byte aligned; n may be 0).  Cannot
+ * fail. */
+void pol_arena_init(pol_arena *a, void *buf, size_t n);
+
+/* n bytes, 16-byte aligned, valid until pol_arena_free; NULL when out of
+ * memory.  Not zeroed. */
+void *pol_arena_alloc(pol_arena *a, size_t n);
+
+/* Grow an array in the arena (or NULL) to at least need elements of sz
+ * bytes, capacity doubling from 16; the contents move when the array
+ * cannot grow in place.  0, or -1 on overflow or when out of memory (the
+ * array is left as it was).  pol_arena_grow_slow does the growing. */
+int pol_arena_grow_slow(pol_arena *a, void **arr, size_t *cap, size_t need, size_t sz);
+
+static inline int pol_arena_grow(pol_arena *a, void **arr, size_t *cap, size_t need,
+                                 size_t sz)
+{
+    return need <= *cap ? 0 : pol_arena_grow_slow(a, arr, cap, need, sz);
+}
+
+/* Free the chunks; the arena starts over in its buffer.  Cannot fail. */
+void pol_arena_free(pol_arena *a);
+
 /* What one linear pass found in a field. */
 /* Offsets fit 32 bits: fields are at most POL_MAX_FIELD (16 MiB).  Small
  * records keep long texts full of literals (a run of '@') in cache. */
@@ -166,6 +221,8 @@ typedef struct pol_wocc {
     uint32_t word;             /* index in the rule's list */
     uint32_t len;              /* bytes */
     uint32_t ncp;              /* code points */
+    uint32_t from;             /* window slots with a "between" class: byte
+                                  offset where the window starts */
 } pol_wocc;
 
 /* A run of adjacent digits (ASCII or full-width). */
@@ -180,17 +237,29 @@ typedef struct pol_drun {
 #define POL_SCAN_TOKEN 1u      /* a literal U+27E6 or U+27E7 */
 #define POL_SCAN_LT    2u      /* a '<' */
 
+/* Per-slot state of a pol_scan, stamped with the field it belongs to
+ * rather than cleared for each field.  Offsets and counts fit 32 bits
+ * (fields are at most POL_MAX_FIELD bytes). */
+typedef struct pol_sstate {
+    uint32_t gen;              /* sc->gen of its field; older: no entries */
+    uint32_t last;             /* while grouping: index + 1 of the slot's
+                                  last entry in tmp */
+    uint32_t start, n;         /* its entries: wocc[start .. start + n) */
+} pol_sstate;
+
 typedef struct pol_scan {
+    pol_arena *ar;             /* where the arrays below live (the session's) */
     pol_occ *occ;              /* every literal occurrence, by position */
     size_t nocc, capocc;
     pol_wocc *wocc;            /* the same per slot, by position in each */
     size_t capwocc;
     struct pol_tocc *tmp;      /* grouping scratch */
     size_t ntmp, captmp;
-    struct pol_sstate *sst;    /* grouping state per slot */
-    size_t capsst;
-    size_t *slot0;             /* slot k: wocc[slot0[k] .. slot0[k + 1]) */
-    size_t capslot;
+    pol_sstate *sst;           /* per slot (nslot + 1): see pol_scan_slot */
+    struct pol_astate *ast;    /* anchor choice per detector (ndet) */
+    uint32_t gen;              /* fields grouped so far: stamps sst */
+    uint32_t *touched;         /* slots with entries in this field */
+    size_t ntouched;
     pol_drun *dig;             /* digit runs, by position */
     size_t ndig, capdig;
     unsigned flags;
@@ -204,11 +273,32 @@ void pol_dict_free(pol_dict *dc);
 /* One pass over the text: checks that it is valid UTF-8 (the rules of
  * pol_utf8_valid) and finds every occurrence of every dictionary literal
  * (at code point starts, in position order), every run of digits (ASCII
- * or full-width) and the POL_SCAN_* flags.  Arrays grow in sc (kept
- * between calls; free with pol_scan_free).  0, -1 when out of memory, -2
+ * or full-width) and the POL_SCAN_* flags.  Arrays grow in sc->ar (kept
+ * between calls, released with the arena).  0, -1 when out of memory, -2
  * when the text is not valid UTF-8. */
 int pol_scan_field(pol_scan *sc, const pol_dict *dc, const char *t, size_t len);
-void pol_scan_free(pol_scan *sc);
+
+/* Slot k's entries in the last field scanned: wocc[*lo .. *hi).  Cannot
+ * fail. */
+static inline void pol_scan_slot(const pol_scan *sc, size_t k, size_t *lo, size_t *hi)
+{
+    const pol_sstate *st = &sc->sst[k];
+
+    *lo = st->gen == sc->gen ? st->start : 0;
+    *hi = st->gen == sc->gen ? st->start + st->n : 0;
+}
+
+/* Byte offset reached by moving back from t[pos] over at most max code
+ * points, all of class cls, stopping before the first one outside it.
+ * t[0..pos) must be valid UTF-8.  *ncp (may be NULL) gets the number of
+ * code points moved.  Cannot fail. */
+size_t pol_class_back(const char *t, size_t pos, unsigned max, const uint8_t *cls,
+                      unsigned *ncp);
+
+/* The same forward from t[pos], within t[0..len) (valid UTF-8).  Cannot
+ * fail. */
+size_t pol_class_fwd(const char *t, size_t len, size_t pos, unsigned max,
+                     const uint8_t *cls);
 
 typedef struct pol_detector {
     char *id;
@@ -225,6 +315,8 @@ typedef struct pol_detector {
     pol_words anchor_words;    /* the same words, for the shared scan */
     unsigned anchor_before, anchor_after;
     pol_prefilter pf;
+    int pf_in_anchor;          /* every prefilter window lies in an anchor
+                                  window: the prefilter's alone are used */
 } pol_detector;
 
 typedef struct pol_marking {
@@ -282,6 +374,16 @@ void pol_sha256_final(pol_sha256 *c, unsigned char out[32]);
 /* Validators over a candidate match.  Return 1 to keep, 0 to drop. */
 int pol_validate(pol_validator v, const char *s, size_t n);
 
+/* Digits a validator looks at, at most. */
+#define POL_VALIDATE_DIGITS 24
+
+/* The verdict of a validator that looks only at the digits of a match
+ * (mynumber, corporate_number, luhn), from those digits: k of them (all,
+ * even beyond POL_VALIDATE_DIGITS), the first ones as 0..9 in d.  1 keep,
+ * 0 drop, -1 when the validator also looks at other characters.  Cannot
+ * fail. */
+int pol_validate_digits(pol_validator v, const unsigned char *d, size_t k);
+
 /* Digits of s (ASCII and full-width), at most max, into out as 0..9.
  * Returns the number of digits found (may exceed max: extra not stored). */
 size_t pol_digits(const char *s, size_t n, unsigned char *out, size_t max);
@@ -307,10 +409,5 @@ typedef struct pol_jpath {
 } pol_jpath;
 int pol_json_locate(const char *text, size_t len, const pol_jpath *path,
                     size_t depth, int *line, int *col);
-
-/* Grow an array of elements of size sz to hold at least need elements
- * (capacity doubles).  Returns 0, or -1 on overflow or when out of memory
- * (the array is left as it was). */
-int pol_grow(void **arr, size_t *cap, size_t need, size_t sz);
 
 #endif

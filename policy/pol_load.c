@@ -133,6 +133,24 @@ static void pol_report_entry(pol_loader *ld, const pol_src *src, const char *key
     pol_report(ld, src->pack, p, key != NULL ? 3 : 2, "%s", msg);
 }
 
+/* Report at $.section[index].key, or .key.sub when sub is not NULL. */
+static void pol_report_key(pol_loader *ld, const pol_src *src, const char *key,
+                           const char *sub, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static void pol_report_key(pol_loader *ld, const pol_src *src, const char *key,
+                           const char *sub, const char *fmt, ...)
+{
+    pol_jpath p[4] = {{src->section, 0}, {NULL, src->index}, {key, 0}, {sub, 0}};
+    char msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    pol_report(ld, src->pack, p, sub != NULL ? 4 : 3, "%s", msg);
+}
+
 static char *pol_strdup(const char *s)
 {
     size_t n = strlen(s) + 1;
@@ -156,6 +174,17 @@ static void pol_words_free(pol_words *w)
     w->n = 0;
 }
 
+static void pol_prefilter_free(pol_prefilter *pf)
+{
+    pol_words_free(&pf->words);
+    free(pf->sep);
+    free(pf->between_src);
+    free(pf->between);
+    pf->sep = NULL;
+    pf->between_src = NULL;
+    pf->between = NULL;
+}
+
 static void pol_det_spec_free(pol_det_spec *d)
 {
     free(d->id);
@@ -164,8 +193,7 @@ static void pol_det_spec_free(pol_det_spec *d)
     pol_words_free(&d->ctx);
     pol_words_free(&d->not_ctx);
     pol_words_free(&d->anchor);
-    pol_words_free(&d->pf.words);
-    free(d->pf.sep);
+    pol_prefilter_free(&d->pf);
     memset(d, 0, sizeof *d);
 }
 
@@ -173,8 +201,7 @@ static void pol_mark_spec_free(pol_mark_spec *m)
 {
     free(m->id);
     free(m->pattern);
-    pol_words_free(&m->pf.words);
-    free(m->pf.sep);
+    pol_prefilter_free(&m->pf);
     memset(m, 0, sizeof *m);
 }
 
@@ -403,7 +430,7 @@ static void pol_get_prefilter(pol_loader *ld, const pol_src *src, json_t *o,
                               pol_prefilter *pf)
 {
     static const char *const keys[] = {"words", "before", "after", "digits", "gap",
-        "lead", "groups", "max_digits", "whole", "separators", NULL};
+        "lead", "groups", "max_digits", "whole", "separators", "between", NULL};
     static const struct {
         const char *key;
         long lo, hi;
@@ -505,7 +532,19 @@ static void pol_get_prefilter(pol_loader *ld, const pol_src *src, json_t *o,
                 pol_report(ld, src->pack, p, 4, "must not contain digits");
         }
     }
-    pf->window = has[0] || has[1];
+    v = json_object_get(pfo, "between");
+    if (v != NULL) {
+        p[3].key = "between";
+        if (!json_is_string(v) || json_string_length(v) == 0 ||
+            json_string_length(v) > POL_MAX_PATTERN ||
+            strlen(json_string_value(v)) != json_string_length(v))
+            pol_report(ld, src->pack, p, 4, "must be a non-empty pattern string");
+        else if (pf->words.n == 0 || has[2])
+            pol_report(ld, src->pack, p, 4, "needs \"words\" and no \"digits\"");
+        else if ((pf->between_src = pol_strdup(json_string_value(v))) == NULL)
+            pol_report(ld, src->pack, p, 4, "out of memory");
+    }
+    pf->window = has[0] || has[1] || pf->between_src != NULL;
     pf->before = val[0];
     pf->after = val[1];
     pf->digits = val[2];
@@ -614,9 +653,6 @@ static void pol_parse_detector(pol_loader *ld, const pol_src *src, json_t *o,
         }
     }
     pol_get_prefilter(ld, src, o, &d->pf);
-    if (d->anchor.n > 0 && POL_PF_ACTIVE(&d->pf))
-        pol_report_entry(ld, src, "prefilter",
-                         "an anchored detector cannot also have a prefilter");
     ctx = json_object_get(o, "context");
     if (ctx != NULL) {
         pol_src csrc = *src;
@@ -996,9 +1032,10 @@ static int pol_has_required_unit(const pcre2_code *re)
     return pcre2_pattern_info(re, PCRE2_INFO_LASTCODETYPE, &req) != 0 || req != 0;
 }
 
-/* Compile an entry's pattern; reports and returns NULL on error. */
-static pcre2_code *pol_compile(pol_loader *ld, const pol_src *src,
-                               const char *pattern, uint32_t extra)
+/* Compile a pattern of an entry, found at its key (and sub key, or NULL);
+ * reports there and returns NULL on error. */
+static pcre2_code *pol_compile(pol_loader *ld, const pol_src *src, const char *key,
+                               const char *sub, const char *pattern, uint32_t extra)
 {
     const char *why = NULL, *which = NULL;
     char *full = pol_expand(ld, pattern, 0, &why, &which);
@@ -1011,9 +1048,9 @@ static pcre2_code *pol_compile(pol_loader *ld, const pol_src *src,
         if (which != NULL) {
             const char *e = strstr(which, "}}");
             int l = e != NULL ? (int)(e - which) + 2 : 4;
-            pol_report_entry(ld, src, "pattern", "%s %.*s", why, l > 40 ? 40 : l, which);
+            pol_report_key(ld, src, key, sub, "%s %.*s", why, l > 40 ? 40 : l, which);
         } else {
-            pol_report_entry(ld, src, "pattern", "%s", why);
+            pol_report_key(ld, src, key, sub, "%s", why);
         }
         return NULL;
     }
@@ -1024,7 +1061,7 @@ static pcre2_code *pol_compile(pol_loader *ld, const pol_src *src,
         PCRE2_UCHAR buf[256];
         if (pcre2_get_error_message(ec, buf, sizeof buf) < 0)
             snprintf((char *)buf, sizeof buf, "error %d", ec);
-        pol_report_entry(ld, src, "pattern", "PCRE2 error %d at offset %zu%s: %s", ec,
+        pol_report_key(ld, src, key, sub, "PCRE2 error %d at offset %zu%s: %s", ec,
                          (size_t)off, strcmp(full, pattern) != 0 ? " (after macro expansion)" : "",
                          (const char *)buf);
         free(full);
@@ -1033,7 +1070,7 @@ static pcre2_code *pol_compile(pol_loader *ld, const pol_src *src,
     /* The minimum length is a start optimisation: PCRE2 computes it only
      * without PCRE2_NO_START_OPTIMIZE, so check it first and recompile. */
     if (pcre2_pattern_info(re, PCRE2_INFO_MINLENGTH, &minlen) == 0 && minlen == 0) {
-        pol_report_entry(ld, src, "pattern", "pattern can match the empty string");
+        pol_report_key(ld, src, key, sub, "pattern can match the empty string");
         pcre2_code_free(re);
         free(full);
         return NULL;
@@ -1043,7 +1080,7 @@ static pcre2_code *pol_compile(pol_loader *ld, const pol_src *src,
         re = pcre2_compile((PCRE2_SPTR)full, PCRE2_ZERO_TERMINATED,
                            PCRE2_UTF | PCRE2_NEVER_BACKSLASH_C | extra, &ec, &off, NULL);
         if (re == NULL) {
-            pol_report_entry(ld, src, "pattern", "out of memory");
+            pol_report_key(ld, src, key, sub, "out of memory");
             free(full);
             return NULL;
         }
@@ -1053,6 +1090,124 @@ static pcre2_code *pol_compile(pol_loader *ld, const pol_src *src,
      * the same pattern under the same limits. */
     (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
     return re;
+}
+
+/* 1 when re has JIT code (pcre2_jit_match may be called on it). */
+static int pol_jitted(const pcre2_code *re)
+{
+    size_t sz = 0;
+
+    return re != NULL && pcre2_pattern_info(re, PCRE2_INFO_JITSIZE, &sz) == 0 && sz > 0;
+}
+
+/* UTF-8 form of code point c (not a surrogate) into u; returns its length. */
+static size_t pol_utf8_put(uint32_t c, unsigned char u[4])
+{
+    if (c < 0x80) {
+        u[0] = (unsigned char)c;
+        return 1;
+    }
+    if (c < 0x800) {
+        u[0] = (unsigned char)(0xc0 | (c >> 6));
+        u[1] = (unsigned char)(0x80 | (c & 0x3f));
+        return 2;
+    }
+    u[0] = (unsigned char)(0xe0 | (c >> 12));
+    u[1] = (unsigned char)(0x80 | ((c >> 6) & 0x3f));
+    u[2] = (unsigned char)(0x80 | (c & 0x3f));
+    return 3;
+}
+
+/* A prefilter's "between": the class of the characters its pattern
+ * matches alone, kept as a bit map over the code points below U+10000 so
+ * that the scan tests a character with one bit.  The code points above
+ * are all counted in (a larger class only widens windows, never loses a
+ * match), as is any character on which the pattern fails with an error.
+ * Computed once here, about 63,000 small matches.  0, or -1 when reported
+ * (the pattern does not compile, or out of memory). */
+static int pol_compile_class(pol_loader *ld, const pol_src *src, pol_prefilter *pf)
+{
+    pcre2_code *re;
+    pcre2_match_data *md;
+    pcre2_match_context *mc;
+    uint32_t c;
+    int ret = -1, jit;
+
+    if (pf->between_src == NULL)
+        return 0;
+    re = pol_compile(ld, src, "prefilter", "between", pf->between_src,
+                     PCRE2_ANCHORED | PCRE2_ENDANCHORED);
+    free(pf->between_src);
+    pf->between_src = NULL;
+    if (re == NULL)
+        return -1;
+    pf->between = calloc(POL_CLASS_BYTES, 1);
+    md = pcre2_match_data_create_from_pattern(re, NULL);
+    mc = pcre2_match_context_create(NULL);
+    if (pf->between == NULL || md == NULL || mc == NULL) {
+        pol_report_key(ld, src, "prefilter", "between", "out of memory");
+        goto done;
+    }
+    /* A character is one match attempt: a small limit bounds the load
+     * time of a pattern that backtracks badly; hitting it counts the
+     * character in. */
+    pcre2_set_match_limit(mc, 10000);
+    pcre2_set_depth_limit(mc, 1000);
+    jit = pol_jitted(re);
+    for (c = 0; c < 0x10000; c++) {
+        unsigned char u[4];
+        size_t n;
+        int rc;
+        if (c >= 0xd800 && c <= 0xdfff)
+            continue;   /* surrogates never occur in valid UTF-8 */
+        n = pol_utf8_put(c, u);
+        rc = jit ? pcre2_jit_match(re, u, n, 0, PCRE2_NO_UTF_CHECK, md, mc)
+                 : pcre2_match(re, u, n, 0, PCRE2_NO_UTF_CHECK, md, mc);
+        if (rc != PCRE2_ERROR_NOMATCH)
+            pf->between[c >> 3] |= (uint8_t)(1u << (c & 7));
+    }
+    ret = 0;
+done:
+    pcre2_match_context_free(mc);
+    pcre2_match_data_free(md);
+    pcre2_code_free(re);
+    return ret;
+}
+
+/* 1 when no occurrence of a word in w can start inside an occurrence of
+ * another or the same word, nor at the same place: then the alternation
+ * of the words (an anchor) finds every occurrence of every word. */
+static int pol_words_apart(const pol_words *w)
+{
+    size_t a, b, k;
+
+    for (a = 0; a < w->n; a++)
+        for (b = 0; b < w->n; b++)
+            for (k = 0; k < w->len[a]; k++) {
+                size_t rest = w->len[a] - k, n = rest < w->len[b] ? rest : w->len[b];
+                if (k == 0 && a == b)
+                    continue;
+                if (memcmp(w->w[a] + k, w->w[b], n) == 0)
+                    return 0;
+            }
+    return 1;
+}
+
+/* 1 when the prefilter's windows of an anchored detector all lie in its
+ * anchor windows: the same words, found apart, bounded no wider. */
+static int pol_pf_in_anchor(const pol_detector *d)
+{
+    size_t i;
+
+    if (d->anchor == NULL || d->pf.words.n == 0 || d->pf.digits > 0 || !d->pf.window ||
+        d->pf.words.n != d->anchor_words.n || d->pf.before > d->anchor_before ||
+        d->pf.after > d->anchor_after)
+        return 0;
+    for (i = 0; i < d->pf.words.n; i++)
+        if (d->pf.words.len[i] != d->anchor_words.len[i] ||
+            memcmp(d->pf.words.w[i], d->anchor_words.w[i], d->pf.words.len[i]) != 0)
+            return 0;
+    return pol_words_apart(&d->anchor_words);
 }
 
 /* A literal alternation of words, every character escaped, JIT-compiled.
@@ -1100,15 +1255,13 @@ static void pol_engine_free_parts(pol_engine *e)
         pol_words_free(&e->det[i].not_ctx);
         pcre2_code_free(e->det[i].anchor);
         pol_words_free(&e->det[i].anchor_words);
-        pol_words_free(&e->det[i].pf.words);
-        free(e->det[i].pf.sep);
+        pol_prefilter_free(&e->det[i].pf);
     }
     free(e->det);
     for (i = 0; i < e->nmark; i++) {
         free(e->mark[i].id);
         pcre2_code_free(e->mark[i].re);
-        pol_words_free(&e->mark[i].pf.words);
-        free(e->mark[i].pf.sep);
+        pol_prefilter_free(&e->mark[i].pf);
     }
     pol_dict_free(&e->dict);
     free(e->mark);
@@ -1160,13 +1313,16 @@ static void pol_track_ovec(pol_engine *e, const pcre2_code *re)
 static void pol_digit_classes(pol_engine *e)
 {
     pol_prefilter **all;
-    size_t n = 0, i, k;
+    size_t n = 0, i, k, np = e->ndet + e->nmark;
     unsigned next = 0;
 
-    all = malloc((e->ndet + e->nmark + 1) * sizeof *all);
-    for (i = 0; i < e->ndet + e->nmark; i++) {
+    all = malloc((np + 1) * sizeof *all);
+    for (i = 0; i < np; i++) {
         pol_prefilter *pf = i < e->ndet ? &e->det[i].pf : &e->mark[i - e->ndet].pf;
         pf->dclass = next++;        /* unique unless an equal one is found */
+        /* Without the list every prefilter keeps its own class. */
+        pf->class_digits = pf->digits;
+        pf->class_groups = pf->groups;
         if (pf->digits == 0 || all == NULL)
             continue;
         for (k = 0; k < n; k++)
@@ -1177,15 +1333,16 @@ static void pol_digit_classes(pol_engine *e)
             }
         all[n++] = pf;
     }
+    /* A class keeps only clusters that some prefilter of it could use. */
+    for (i = 0; i < n; i++)
+        for (k = 0; k < n; k++)
+            if (all[k]->dclass == all[i]->dclass) {
+                if (all[k]->digits < all[i]->class_digits)
+                    all[i]->class_digits = all[k]->digits;
+                if (all[k]->groups < all[i]->class_groups)
+                    all[i]->class_groups = all[k]->groups;
+            }
     free(all);
-}
-
-/* 1 when re has JIT code (pcre2_jit_match may be called on it). */
-static int pol_jitted(const pcre2_code *re)
-{
-    size_t sz = 0;
-
-    return re != NULL && pcre2_pattern_info(re, PCRE2_INFO_JITSIZE, &sz) == 0 && sz > 0;
 }
 
 static int pol_build(pol_loader *ld, pol_engine *e)
@@ -1212,7 +1369,7 @@ static int pol_build(pol_loader *ld, pol_engine *e)
                              POL_MAX_TYPES - 1);
             continue;
         }
-        d->re = pol_compile(ld, &s->src, s->pattern,
+        d->re = pol_compile(ld, &s->src, "pattern", NULL, s->pattern,
                             s->anchor.n > 0 || POL_PF_ACTIVE(&s->pf) ? POL_WINDOWED : 0);
         if (d->re == NULL)
             continue;
@@ -1231,10 +1388,12 @@ static int pol_build(pol_loader *ld, pol_engine *e)
         }
         d->pf = s->pf;
         memset(&s->pf, 0, sizeof s->pf);
+        (void)pol_compile_class(ld, &s->src, &d->pf);
         d->id = s->id;
         s->id = NULL;
         d->type = (size_t)t;
         d->validator = s->validator;
+        d->pf_in_anchor = pol_pf_in_anchor(d);
         d->ctx = s->ctx;
         d->not_ctx = s->not_ctx;
         memset(&s->ctx, 0, sizeof s->ctx);
@@ -1252,7 +1411,7 @@ static int pol_build(pol_loader *ld, pol_engine *e)
         pol_marking *m = &e->mark[e->nmark];
         if (s->id == NULL || s->pattern == NULL || s->level == 0)
             continue;
-        m->re = pol_compile(ld, &s->src, s->pattern,
+        m->re = pol_compile(ld, &s->src, "pattern", NULL, s->pattern,
                             POL_PF_ACTIVE(&s->pf) ? POL_WINDOWED : 0);
         if (m->re == NULL)
             continue;
@@ -1261,6 +1420,7 @@ static int pol_build(pol_loader *ld, pol_engine *e)
         m->level = s->level;
         m->pf = s->pf;
         memset(&s->pf, 0, sizeof s->pf);
+        (void)pol_compile_class(ld, &s->src, &m->pf);
         pol_track_ovec(e, m->re);
         e->nmark++;
     }
@@ -1277,7 +1437,8 @@ static int pol_build(pol_loader *ld, pol_engine *e)
             if (t >= 0)
                 a->types |= (uint64_t)1 << t;
         }
-        a->re = pol_compile(ld, &s->src, s->pattern, PCRE2_ANCHORED | PCRE2_ENDANCHORED);
+        a->re = pol_compile(ld, &s->src, "pattern", NULL, s->pattern,
+                            PCRE2_ANCHORED | PCRE2_ENDANCHORED);
         if (a->re == NULL)
             continue;
         a->id = s->id;

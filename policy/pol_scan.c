@@ -103,6 +103,7 @@ void pol_dict_free(pol_dict *dc)
     free(dc->smode);
     free(dc->sbefore);
     free(dc->safter);
+    free(dc->sbetween);
     free(dc->lit);
     free(dc->use);
     free(dc->pkey);
@@ -147,7 +148,9 @@ int pol_dict_build(pol_dict *dc, const pol_engine *e)
     dc->smode = calloc(dc->nslot + 1, sizeof *dc->smode);
     dc->sbefore = calloc(dc->nslot + 1, sizeof *dc->sbefore);
     dc->safter = calloc(dc->nslot + 1, sizeof *dc->safter);
-    if (dc->smode == NULL || dc->sbefore == NULL || dc->safter == NULL)
+    dc->sbetween = calloc(dc->nslot + 1, sizeof *dc->sbetween);
+    if (dc->smode == NULL || dc->sbefore == NULL || dc->safter == NULL ||
+        dc->sbetween == NULL)
         goto fail;
     for (i = 0; i < e->ndet; i++) {
         const pol_detector *d = &e->det[i];
@@ -159,6 +162,7 @@ int pol_dict_build(pol_dict *dc, const pol_engine *e)
         dc->smode[sk] = d->pf.window ? POL_SMODE_WINDOW : POL_SMODE_ONE;
         dc->sbefore[sk] = d->pf.before;
         dc->safter[sk] = d->pf.after;
+        dc->sbetween[sk] = d->pf.between;
     }
     for (i = 0; i < e->nmark; i++) {
         const pol_marking *m = &e->mark[i];
@@ -166,6 +170,7 @@ int pol_dict_build(pol_dict *dc, const pol_engine *e)
         dc->smode[sk] = m->pf.window ? POL_SMODE_WINDOW : POL_SMODE_ONE;
         dc->sbefore[sk] = m->pf.before;
         dc->safter[sk] = m->pf.after;
+        dc->sbetween[sk] = m->pf.between;
     }
     tmp = malloc((total ? total : 1) * sizeof *tmp);
     dc->use = malloc((total ? total : 1) * sizeof *dc->use);
@@ -173,7 +178,10 @@ int pol_dict_build(pol_dict *dc, const pol_engine *e)
     if (tmp == NULL || dc->use == NULL || dc->lit == NULL)
         goto fail;
     for (i = 0; i < e->ndet; i++) {
-        pol_tmp_add(tmp, &n, &e->det[i].anchor_words, POL_LIT_ANCHOR, i);
+        /* An anchor whose prefilter stands in for it (pf_in_anchor) is
+         * not looked for: its windows are never computed. */
+        if (!e->det[i].pf_in_anchor)
+            pol_tmp_add(tmp, &n, &e->det[i].anchor_words, POL_LIT_ANCHOR, i);
         pol_tmp_add(tmp, &n, &e->det[i].pf.words, POL_LIT_PF_DET, i);
         pol_tmp_add(tmp, &n, &e->det[i].ctx, POL_LIT_CTX, i);
         pol_tmp_add(tmp, &n, &e->det[i].not_ctx, POL_LIT_NOT_CTX, i);
@@ -238,22 +246,11 @@ fail:
     return -1;
 }
 
-void pol_scan_free(pol_scan *sc)
-{
-    free(sc->occ);
-    free(sc->wocc);
-    free(sc->tmp);
-    free(sc->sst);
-    free(sc->slot0);
-    free(sc->dig);
-    memset(sc, 0, sizeof *sc);
-}
-
 
 static int pol_scan_occ(pol_scan *sc, size_t pos, size_t cp, size_t lit)
 {
     if (sc->nocc == sc->capocc &&
-        pol_grow((void **)&sc->occ, &sc->capocc, sc->nocc + 1, sizeof *sc->occ) != 0)
+        pol_arena_grow(sc->ar, (void **)&sc->occ, &sc->capocc, sc->nocc + 1, sizeof *sc->occ) != 0)
         return -1;
     sc->occ[sc->nocc].pos = (uint32_t)pos;
     sc->occ[sc->nocc].cp = (uint32_t)cp;
@@ -277,31 +274,120 @@ static int pol_scan_key(pol_scan *sc, const pol_dict *dc, const unsigned char *t
     return 0;
 }
 
-/* Per-slot state while grouping. */
-typedef struct pol_sstate {
-    size_t last;               /* index + 1 of the slot's last entry in tmp */
-    size_t cursor;             /* anchors: byte where the next may start */
-    size_t group;              /* anchors: position group + 1 of best */
-    uint32_t best, blen, bncp; /* anchors: first-listed word at the group */
-} pol_sstate;
+/* Anchor slots (one per detector) also choose among words. */
+typedef struct pol_astate {
+    uint32_t cursor;           /* byte where the next anchor may start */
+    uint32_t group;            /* position group + 1 of best */
+    uint32_t best, blen, bncp; /* first-listed word at the group */
+} pol_astate;
 
 typedef struct pol_tocc {
-    size_t slot;
+    uint32_t slot;
     pol_wocc w;
 } pol_tocc;
 
-/* Append or merge one window entry for slot k (cp, ncp, pos, len). */
-static int pol_scan_win(pol_scan *sc, const pol_dict *dc, pol_sstate *st, size_t k,
-                        const pol_occ *o, uint32_t word, uint32_t len, uint32_t ncp)
+/* Slot k's state, reset when it still belongs to an earlier field; the
+ * slot joins this field's list of slots with entries. */
+static void pol_sst_fresh(pol_scan *sc, const pol_dict *dc, size_t k)
 {
-    pol_tocc *t;
+    if (sc->sst[k].gen != sc->gen) {
+        sc->sst[k].gen = sc->gen;
+        sc->sst[k].last = 0;
+        sc->sst[k].n = 0;
+        sc->touched[sc->ntouched++] = (uint32_t)k;
+        if (k < dc->ndet)
+            memset(&sc->ast[k], 0, sizeof sc->ast[k]);
+    }
+}
 
+/* The grouping state, allocated once per session at its exact size (the
+ * number of slots is the engine's) and never cleared as a whole. */
+static int pol_sst_alloc(pol_scan *sc, const pol_dict *dc)
+{
+    if (sc->sst != NULL)
+        return 0;
+    sc->sst = pol_arena_alloc(sc->ar, (dc->nslot + 1) * sizeof *sc->sst);
+    sc->ast = pol_arena_alloc(sc->ar, (dc->ndet + 1) * sizeof *sc->ast);
+    sc->touched = pol_arena_alloc(sc->ar, (dc->nslot + 1) * sizeof *sc->touched);
+    if (sc->sst == NULL || sc->ast == NULL || sc->touched == NULL) {
+        sc->sst = NULL;
+        return -1;
+    }
+    memset(sc->sst, 0, (dc->nslot + 1) * sizeof *sc->sst);
+    return 0;
+}
+
+/* Code point that starts at t[i] (valid UTF-8). */
+static uint32_t pol_cp_at(const unsigned char *t, size_t i)
+{
+    unsigned c = t[i];
+
+    if (c < 0x80)
+        return c;
+    if (c < 0xe0)
+        return ((c & 0x1fu) << 6) | (t[i + 1] & 0x3fu);
+    if (c < 0xf0)
+        return ((c & 0x0fu) << 12) | ((t[i + 1] & 0x3fu) << 6) | (t[i + 2] & 0x3fu);
+    return ((c & 0x07u) << 18) | ((t[i + 1] & 0x3fu) << 12) | ((t[i + 2] & 0x3fu) << 6) |
+           (t[i + 3] & 0x3fu);
+}
+
+size_t pol_class_back(const char *text, size_t pos, unsigned max, const uint8_t *cls,
+                      unsigned *ncp)
+{
+    const unsigned char *t = (const unsigned char *)text;
+    unsigned n = 0;
+
+    while (n < max && pos > 0) {
+        size_t q = pos - 1;
+        while (q > 0 && (t[q] & 0xc0) == 0x80)
+            q--;
+        if (!pol_class_has(cls, pol_cp_at(t, q)))
+            break;
+        pos = q;
+        n++;
+    }
+    if (ncp != NULL)
+        *ncp = n;
+    return pos;
+}
+
+size_t pol_class_fwd(const char *text, size_t len, size_t pos, unsigned max,
+                     const uint8_t *cls)
+{
+    const unsigned char *t = (const unsigned char *)text;
+    unsigned n = 0;
+
+    while (n < max && pos < len && pol_class_has(cls, pol_cp_at(t, pos))) {
+        pos += pol_utf8_len(t[pos]);
+        n++;
+    }
+    return pos;
+}
+
+/* Append or merge one window entry for slot k (cp, ncp, pos, len). */
+static int pol_scan_win(pol_scan *sc, const pol_dict *dc, size_t k,
+                        const pol_occ *o, uint32_t word, uint32_t len, uint32_t ncp,
+                        const char *text)
+{
+    pol_sstate *st = sc->sst;
+    pol_tocc *t;
+    size_t from = 0;
+    unsigned back = dc->sbefore[k];
+
+    if (dc->smode[k] == POL_SMODE_ONE && st[k].last > 0)
+        return 0;
+    if (dc->sbetween[k] != NULL) {
+        /* The window of this word reaches back only over its class; the
+         * entry keeps where it starts.  Merge only when that still
+         * overlaps the entry (a merged entry's window runs from its first
+         * word's start to its last word's end). */
+        from = pol_class_back(text, o->pos, dc->sbefore[k], dc->sbetween[k], &back);
+    }
     if (st[k].last > 0) {
         pol_wocc *w = &sc->tmp[st[k].last - 1].w;
         size_t hi = (size_t)w->cp + w->ncp + dc->safter[k];
-        size_t lo = o->cp >= dc->sbefore[k] ? o->cp - dc->sbefore[k] : 0;
-        if (dc->smode[k] == POL_SMODE_ONE)
-            return 0;
+        size_t lo = o->cp >= back ? o->cp - back : 0;
         if (dc->smode[k] != POL_SMODE_ALL && lo <= hi) {
             /* Overlapping windows merge: the entry now reaches this word's
              * window end, and for anchors spans this word too. */
@@ -314,16 +400,18 @@ static int pol_scan_win(pol_scan *sc, const pol_dict *dc, pol_sstate *st, size_t
         }
     }
     if (sc->ntmp == sc->captmp &&
-        pol_grow((void **)&sc->tmp, &sc->captmp, sc->ntmp + 1, sizeof *sc->tmp) != 0)
+        pol_arena_grow(sc->ar, (void **)&sc->tmp, &sc->captmp, sc->ntmp + 1, sizeof *sc->tmp) != 0)
         return -1;
     t = &sc->tmp[sc->ntmp++];
-    t->slot = k;
+    t->slot = (uint32_t)k;
     t->w.pos = o->pos;
     t->w.cp = o->cp;
     t->w.word = word;
     t->w.len = len;
     t->w.ncp = ncp;
-    st[k].last = sc->ntmp;
+    t->w.from = (uint32_t)from;
+    st[k].last = (uint32_t)sc->ntmp;
+    st[k].n++;
     return 0;
 }
 
@@ -332,17 +420,18 @@ static int pol_scan_win(pol_scan *sc, const pol_dict *dc, pol_sstate *st, size_t
  * chosen here as PCRE2's alternation of the anchor words would: the
  * leftmost occurrence, the first-listed word where several start at one
  * position, the next search after that word. */
-static int pol_scan_group(pol_scan *sc, const pol_dict *dc)
+static int pol_scan_group(pol_scan *sc, const pol_dict *dc, const char *text)
 {
-    pol_sstate *st;
-    size_t i, j, u, g;
+    pol_astate *ast;
+    size_t i, j, u;
+    uint32_t g;
 
-    if (pol_grow((void **)&sc->slot0, &sc->capslot, dc->nslot + 2, sizeof *sc->slot0) != 0 ||
-        pol_grow((void **)&sc->sst, &sc->capsst, dc->nslot + 1, sizeof *sc->sst) != 0)
+    if (pol_sst_alloc(sc, dc) != 0)
         return -1;
-    st = sc->sst;
-    memset(st, 0, (dc->nslot + 1) * sizeof *st);
+    ast = sc->ast;
+    sc->gen++;
     sc->ntmp = 0;
+    sc->ntouched = 0;
     for (i = 0, g = 1; i < sc->nocc; i = j, g++) {
         /* The group of occurrences at one position: first the best anchor
          * word per anchor slot, then the entries. */
@@ -352,11 +441,12 @@ static int pol_scan_group(pol_scan *sc, const pol_dict *dc)
                 size_t k = pol_dict_slot(dc, dc->use[u].kind, dc->use[u].owner);
                 if (dc->smode[k] != POL_SMODE_ANCHOR)
                     continue;
-                if (st[k].group != g || dc->use[u].word < st[k].best) {
-                    st[k].group = g;
-                    st[k].best = dc->use[u].word;
-                    st[k].blen = (uint32_t)l->len;
-                    st[k].bncp = (uint32_t)l->ncp;
+                pol_sst_fresh(sc, dc, k);
+                if (ast[k].group != g || dc->use[u].word < ast[k].best) {
+                    ast[k].group = g;
+                    ast[k].best = dc->use[u].word;
+                    ast[k].blen = (uint32_t)l->len;
+                    ast[k].bncp = (uint32_t)l->ncp;
                 }
             }
         }
@@ -365,35 +455,41 @@ static int pol_scan_group(pol_scan *sc, const pol_dict *dc)
             const pol_lit *l = &dc->lit[o->lit];
             for (u = l->use0; u < l->use0 + l->nuse; u++) {
                 size_t k = pol_dict_slot(dc, dc->use[u].kind, dc->use[u].owner);
+                pol_sst_fresh(sc, dc, k);
                 if (dc->smode[k] == POL_SMODE_ANCHOR) {
                     /* Once per group; inside the previous anchor word: no
                      * anchor (the alternation went on after it). */
-                    if (st[k].group != g)
+                    if (ast[k].group != g)
                         continue;
-                    st[k].group = 0;
-                    if (o->pos < st[k].cursor)
+                    ast[k].group = 0;
+                    if (o->pos < ast[k].cursor)
                         continue;
-                    st[k].cursor = o->pos + st[k].blen;
-                    if (pol_scan_win(sc, dc, st, k, o, st[k].best, st[k].blen, st[k].bncp) != 0)
+                    ast[k].cursor = o->pos + ast[k].blen;
+                    if (pol_scan_win(sc, dc, k, o, ast[k].best, ast[k].blen, ast[k].bncp,
+                                     text) != 0)
                         return -1;
-                } else if (pol_scan_win(sc, dc, st, k, o, dc->use[u].word, (uint32_t)l->len,
-                                        (uint32_t)l->ncp) != 0) {
+                } else if (pol_scan_win(sc, dc, k, o, dc->use[u].word, (uint32_t)l->len,
+                                        (uint32_t)l->ncp, text) != 0) {
                     return -1;
                 }
             }
         }
     }
-    memset(sc->slot0, 0, (dc->nslot + 2) * sizeof *sc->slot0);
-    for (i = 0; i < sc->ntmp; i++)
-        sc->slot0[sc->tmp[i].slot + 2]++;
-    if (pol_grow((void **)&sc->wocc, &sc->capwocc, sc->ntmp + 1, sizeof *sc->wocc) != 0)
+    if (pol_arena_grow(sc->ar, (void **)&sc->wocc, &sc->capwocc, sc->ntmp + 1,
+                       sizeof *sc->wocc) != 0)
         return -1;
-    /* slot0[k + 2] holds the count of slot k; make slot0[k + 1] the start
-     * of slot k, fill through it, and it ends as the start of slot k + 1. */
-    for (i = 2; i < dc->nslot + 2; i++)
-        sc->slot0[i] += sc->slot0[i - 1];
+    /* A counting sort over the slots that have entries only (a field
+     * touches a few of the engine's slots): each gets its range, then
+     * the entries go to their slot's range in position order ("last"
+     * serves as the filling cursor). */
+    for (i = 0, j = 0; i < sc->ntouched; i++) {
+        pol_sstate *k = &sc->sst[sc->touched[i]];
+        k->start = (uint32_t)j;
+        k->last = (uint32_t)j;
+        j += k->n;
+    }
     for (i = 0; i < sc->ntmp; i++)
-        sc->wocc[sc->slot0[sc->tmp[i].slot + 1]++] = sc->tmp[i].w;
+        sc->wocc[sc->sst[sc->tmp[i].slot].last++] = sc->tmp[i].w;
     return 0;
 }
 
@@ -408,7 +504,7 @@ static int pol_scan_group(pol_scan *sc, const pol_dict *dc)
             dig[ndig - 1].n++;                                         \
         } else {                                                       \
             if (ndig == sc->capdig) {                                  \
-                if (pol_grow((void **)&sc->dig, &sc->capdig, ndig + 1, \
+                if (pol_arena_grow(sc->ar, (void **)&sc->dig, &sc->capdig, ndig + 1, \
                                   sizeof *sc->dig) != 0)               \
                     return -1;                                         \
                 dig = sc->dig;                                         \
@@ -420,6 +516,24 @@ static int pol_scan_group(pol_scan *sc, const pol_dict *dc)
             ndig++;                                                    \
         }                                                              \
     } while (0)
+
+/* The key at t[i] starts some literal (its bit in dc->first is set): the
+ * second filter, then the literals themselves.  About one character in
+ * twenty gets here. */
+static int pol_scan_hit(pol_scan *sc, const pol_dict *dc, const unsigned char *t, size_t len,
+                        size_t i, size_t cp, unsigned key)
+{
+    unsigned h;
+
+    if (!(dc->shortk[key >> 3] & (1u << (key & 7)))) {
+        if (i + 4 > len)
+            return 0;
+        h = pol_hash4(t + i);
+        if (!(dc->h4[h >> 3] & (1u << (h & 7))))
+            return 0;
+    }
+    return pol_scan_key(sc, dc, t, len, i, cp, key);
+}
 
 int pol_scan_field(pol_scan *sc, const pol_dict *dc, const char *text, size_t len)
 {
@@ -436,24 +550,52 @@ int pol_scan_field(pol_scan *sc, const pol_dict *dc, const char *text, size_t le
     /* The hot loop keeps its state in locals (stores through sc would
      * force reloads).  It also validates the UTF-8, with exactly the rules
      * of pol_utf8_valid (no overlongs, surrogates or values above
-     * U+10FFFF): one pass over the text instead of two. */
+     * U+10FFFF): one pass over the text instead of two.  Runs of ASCII and
+     * runs of kana and kanji, most of any text, have loops of their own. */
     while (i < len) {
         unsigned c = t[i], key;
         size_t n;
         if (c < 0x80) {
-            if (acls[c] != 0) {
-                if (acls[c] & POL_ACLS_DIGIT)
-                    POL_DIGIT(i, cp, 1);
-                if (acls[c] & POL_ACLS_LT)
-                    flags |= POL_SCAN_LT;
-                if ((acls[c] & POL_ACLS_ONE) && pol_scan_occ(sc, i, cp, dc->one[c] - 1) != 0)
+            do {
+                if (acls[c] != 0) {
+                    if (acls[c] & POL_ACLS_DIGIT)
+                        POL_DIGIT(i, cp, 1);
+                    if (acls[c] & POL_ACLS_LT)
+                        flags |= POL_SCAN_LT;
+                    if ((acls[c] & POL_ACLS_ONE) &&
+                        pol_scan_occ(sc, i, cp, dc->one[c] - 1) != 0)
+                        return -1;
+                }
+                /* At the last byte no literal of two bytes or more fits,
+                 * and none has a NUL second byte. */
+                key = (c << 8) | (i + 1 < len ? t[i + 1] : 0u);
+                if ((first[key >> 3] & (1u << (key & 7))) &&
+                    pol_scan_hit(sc, dc, t, len, i, cp, key) != 0)
                     return -1;
-            }
-            /* At the last byte no literal of two bytes or more fits, and
-             * none has a NUL second byte. */
-            key = (c << 8) | (i + 1 < len ? t[i + 1] : 0u);
-            n = 1;
-        } else if (c >= 0xe0 && c <= 0xef) {
+                i++;
+                cp++;
+            } while (i < len && (c = t[i]) < 0x80);
+            continue;
+        }
+        if (c - 0xe3u <= 6u) {
+            /* U+3000..U+9FFF: kana, kanji, CJK punctuation.  No overlong
+             * or surrogate form starts with these bytes, and no digit or
+             * placeholder character is among them: only the continuation
+             * bytes need checking. */
+            do {
+                if (i + 2 >= len || (t[i + 1] & 0xc0) != 0x80 || (t[i + 2] & 0xc0) != 0x80)
+                    return -2;
+                key = 0x8000u + (((c & 0x0fu) << 12) | ((t[i + 1] & 0x3fu) << 6) |
+                                 (t[i + 2] & 0x3fu));
+                if ((first[key >> 3] & (1u << (key & 7))) &&
+                    pol_scan_hit(sc, dc, t, len, i, cp, key) != 0)
+                    return -1;
+                i += 3;
+                cp++;
+            } while (i < len && (c = t[i]) - 0xe3u <= 6u);
+            continue;
+        }
+        if (c >= 0xe0 && c <= 0xef) {
             unsigned u;
             if (i + 2 >= len || (t[i + 1] & 0xc0) != 0x80 || (t[i + 2] & 0xc0) != 0x80 ||
                 (c == 0xe0 && t[i + 1] < 0xa0) || (c == 0xed && t[i + 1] >= 0xa0))
@@ -481,14 +623,12 @@ int pol_scan_field(pol_scan *sc, const pol_dict *dc, const char *text, size_t le
             return -2;
         }
         if ((first[key >> 3] & (1u << (key & 7))) &&
-            ((dc->shortk[key >> 3] & (1u << (key & 7))) ||
-             (i + 4 <= len && (dc->h4[pol_hash4(t + i) >> 3] & (1u << (pol_hash4(t + i) & 7))))) &&
-            pol_scan_key(sc, dc, t, len, i, cp, key) != 0)
+            pol_scan_hit(sc, dc, t, len, i, cp, key) != 0)
             return -1;
         i += n;
         cp++;
     }
     sc->ndig = ndig;
     sc->flags = flags;
-    return pol_scan_group(sc, dc);
+    return pol_scan_group(sc, dc, text);
 }

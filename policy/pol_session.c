@@ -5,6 +5,7 @@
  * stack, so sessions on one shared engine run in parallel without locks.
  * Masked values live only in the session and are wiped when it is freed.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,12 @@
 #define POL_JIT_STACK_MAX (1024u * 1024u)
 #define POL_MAX_RECORDED  200000u     /* detections kept for reporting */
 #define POL_MAX_FIELDS    100000u
+/* The session's own scratch buffer, where its arena starts: enough for a
+ * text of a few kilobytes without another allocation. */
+#define POL_ARENA0        (8u * 1024u)
+/* Up to this many candidates in a field, overlaps are checked pairwise
+ * (no map of the field's bytes to allocate and clear). */
+#define POL_FEW_CANDS     32u
 
 typedef struct pol_value {
     char *v;
@@ -36,6 +43,7 @@ typedef struct pol_field {
 /* A digit cluster: digit runs [first, end) of the field's scan. */
 typedef struct pol_clu {
     uint32_t first, end;
+    uint32_t nd;               /* its digits (its runs: end - first) */
 } pol_clu;
 
 /* Byte range where a match may start: [lo, hi]. */
@@ -58,6 +66,7 @@ typedef struct pol_buf {
 struct pol_session {
     const pol_engine *e;
     pol_ph_style style;
+    pol_arena ar;              /* the arrays below that grow, values */
     pcre2_match_data *md;
     pcre2_match_context *mc;
     pcre2_match_context *mc_lim;   /* same limits, plus an offset limit */
@@ -85,11 +94,18 @@ struct pol_session {
     unsigned char *claimed;
     size_t claimed_cap;
     pol_scan scan;             /* the field's shared pre-scan */
-    pol_clu *clu;              /* digit clusters of class clu_class */
+    pol_clu *clu;              /* digit clusters of every class computed
+                                  for this field, one class after another */
     size_t nclu, capclu;
-    long clu_class;            /* -1: none computed for this field yet */
+    uint32_t *cls0;            /* per class: its first cluster in clu */
+    uint32_t *clsn;            /* per class: number of clusters */
+    uint32_t *clsfield;        /* per class: field number + 1 it is for */
     pol_win *wins;             /* windows where one rule may match */
     size_t nwins, capwins;
+    pol_win *awins;            /* an anchored detector's anchor windows
+                                  while its prefilter's are computed */
+    size_t nawins, capawins;
+    _Alignas(16) unsigned char arena0[POL_ARENA0];  /* ar starts here */
 };
 
 static void pol_wipe(void *p, size_t n)
@@ -168,29 +184,6 @@ static pol_err pol_buf_adds(pol_buf *b, const char *s)
     return pol_buf_add(b, s, strlen(s));
 }
 
-int pol_grow(void **arr, size_t *cap, size_t need, size_t sz)
-{
-    size_t nc;
-    void *na;
-
-    if (need <= *cap)
-        return 0;
-    nc = *cap ? *cap : 16;
-    while (nc < need) {
-        if (nc > SIZE_MAX / 2)
-            return -1;
-        nc *= 2;
-    }
-    if (nc > SIZE_MAX / sz)
-        return -1;
-    na = realloc(*arr, nc * sz);
-    if (na == NULL)
-        return -1;
-    *arr = na;
-    *cap = nc;
-    return 0;
-}
-
 const char *pol_strerror(pol_err e)
 {
     switch (e) {
@@ -227,9 +220,14 @@ pol_session *pol_session_new(const pol_engine *e, pol_ph_style style)
     if (e == NULL || (style != POL_PH_XML && style != POL_PH_TOKEN &&
                       style != POL_PH_XML_MARKUP))
         return NULL;
-    s = calloc(1, sizeof *s);
+    /* The members are cleared; the arena's buffer is handed out
+     * uninitialised, like malloc's. */
+    s = malloc(sizeof *s);
     if (s == NULL)
         return NULL;
+    memset(s, 0, offsetof(pol_session, arena0));
+    pol_arena_init(&s->ar, s->arena0, sizeof s->arena0);
+    s->scan.ar = &s->ar;
     s->e = e;
     s->style = style;
     s->md = pcre2_match_data_create(e->max_ovec, NULL);
@@ -258,28 +256,14 @@ void pol_session_free(pol_session *s)
 
     if (s == NULL)
         return;
-    for (i = 0; i < s->nvals; i++) {
+    for (i = 0; i < s->nvals; i++)
         pol_wipe(s->vals[i].v, s->vals[i].len);
-        free(s->vals[i].v);
-    }
-    free(s->vals);
-    free(s->htab);
-    for (i = 0; i < s->nfields; i++)
-        free(s->fields[i].ph);
-    free(s->fields);
-    free(s->dets);
-    free(s->marks);
-    free(s->cands);
-    free(s->ctmp);
-    free(s->claimed);
-    pol_scan_free(&s->scan);
-    free(s->wins);
-    free(s->clu);
     pcre2_match_data_free(s->md);
     pcre2_match_context_free(s->mc);
     pcre2_match_context_free(s->mc_lim);
     pcre2_jit_stack_free(s->js);
-    pol_wipe(s, sizeof *s);
+    pol_arena_free(&s->ar);
+    pol_wipe(s, offsetof(pol_session, arena0));
     free(s);
 }
 
@@ -287,52 +271,55 @@ void pol_session_trim(pol_session *s)
 {
     if (s == NULL)
         return;
-    /* Positions and flags only: no text in any of them. */
-    pol_scan_free(&s->scan);
-    free(s->clu);
-    s->clu = NULL;
-    s->nclu = s->capclu = 0;
-    s->clu_class = -1;
-    free(s->wins);
-    s->wins = NULL;
-    s->nwins = s->capwins = 0;
-    free(s->cands);
-    s->cands = NULL;
-    s->ncand = s->capcand = 0;
-    free(s->ctmp);
-    s->ctmp = NULL;
-    s->capctmp = 0;
-    free(s->claimed);
-    s->claimed = NULL;
-    s->claimed_cap = 0;
+    /* The scanning scratch lives in the session's arena with the values
+     * restoration needs, so it stays; what goes is the matching state
+     * kept outside it (the JIT stack is 64 KiB or more when a pattern
+     * needed one).  pol_session_process makes them again if called. */
+    pcre2_match_data_free(s->md);
+    s->md = NULL;
+    if (s->js != NULL) {
+        /* Back to the default stack before this one goes. */
+        pcre2_jit_stack_assign(s->mc, NULL, NULL);
+        pcre2_jit_stack_assign(s->mc_lim, NULL, NULL);
+        pcre2_jit_stack_free(s->js);
+        s->js = NULL;
+    }
 }
 
+/* Hash of a value for the session's table, eight bytes at a time.  It
+ * only places values in the table: placeholder numbers follow the order
+ * in which values are first seen. */
 static uint32_t pol_hash(const char *p, size_t n)
 {
-    uint32_t h = 2166136261u;
-    size_t i;
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ n, w;
 
-    for (i = 0; i < n; i++) {
-        h ^= (unsigned char)p[i];
-        h *= 16777619u;
+    for (; n >= 8; p += 8, n -= 8) {
+        memcpy(&w, p, sizeof w);
+        h = (h ^ w) * 0xbf58476d1ce4e5b9ull;
+        h ^= h >> 31;
     }
-    return h;
+    w = 0;
+    memcpy(&w, p, n);
+    h = (h ^ w) * 0x94d049bb133111ebull;
+    h ^= h >> 29;
+    return (uint32_t)(h ^ (h >> 32));
 }
 
 static int pol_rehash(pol_session *s, size_t ncap)
 {
-    uint32_t *nt = calloc(ncap, sizeof *nt);
+    uint32_t *nt = ncap <= SIZE_MAX / sizeof *nt ? pol_arena_alloc(&s->ar, ncap * sizeof *nt)
+                                                 : NULL;
     size_t i;
 
     if (nt == NULL)
         return -1;
+    memset(nt, 0, ncap * sizeof *nt);
     for (i = 0; i < s->nvals; i++) {
         size_t h = pol_hash(s->vals[i].v, s->vals[i].len) & (ncap - 1);
         while (nt[h] != 0)
             h = (h + 1) & (ncap - 1);
         nt[h] = (uint32_t)(i + 1);
     }
-    free(s->htab);
     s->htab = nt;
     s->hcap = ncap;
     return 0;
@@ -362,8 +349,9 @@ static uint32_t pol_value_id(pol_session *s, const char *v, size_t n, size_t typ
         *err = POL_ERR_TOO_LARGE;
         return 0;
     }
-    if (pol_grow((void **)&s->vals, &s->capvals, s->nvals + 1, sizeof *s->vals) != 0 ||
-        (copy = malloc(n + 1)) == NULL) {
+    if (pol_arena_grow(&s->ar, (void **)&s->vals, &s->capvals, s->nvals + 1,
+                       sizeof *s->vals) != 0 ||
+        n == SIZE_MAX || (copy = pol_arena_alloc(&s->ar, n + 1)) == NULL) {
         *err = POL_ERR_NOMEM;
         return 0;
     }
@@ -377,7 +365,7 @@ static uint32_t pol_value_id(pol_session *s, const char *v, size_t n, size_t typ
     return (uint32_t)s->nvals;
 }
 
-static int pol_field_add(pol_field *f, uint32_t id)
+static int pol_field_add(pol_session *s, pol_field *f, uint32_t id)
 {
     size_t i;
 
@@ -386,7 +374,7 @@ static int pol_field_add(pol_field *f, uint32_t id)
             f->ph[i].count++;
             return 0;
         }
-    if (pol_grow((void **)&f->ph, &f->cap, f->n + 1, sizeof *f->ph) != 0)
+    if (pol_arena_grow(&s->ar, (void **)&f->ph, &f->cap, f->n + 1, sizeof *f->ph) != 0)
         return -1;
     f->ph[f->n].id = id;
     f->ph[f->n].count = 1;
@@ -409,9 +397,30 @@ static pol_err pol_rc_err(int rc)
     }
 }
 
-/* Move back / forward n code points from byte offset i. */
+/* Code point starts (bytes other than 10xxxxxx) among the 8 bytes at p:
+ * the continuation bytes' top bits, moved to the bottom of each byte and
+ * summed by one multiplication (no popcount instruction on baseline
+ * x86-64). */
+static unsigned pol_starts8(const char *p)
+{
+    uint64_t w, cont;
+
+    memcpy(&w, p, sizeof w);
+    cont = (w & ~(w << 1) & 0x8080808080808080ull) >> 7;
+    return 8u - (unsigned)((cont * 0x0101010101010101ull) >> 56);
+}
+
+/* Move back / forward n code points from byte offset i.  Windows reach
+ * back up to 64 code points from every '@' or ':': eight bytes are passed
+ * at a time while they hold fewer starts than remain to be passed. */
 static size_t pol_back_cp(const char *t, size_t i, unsigned n)
 {
+    unsigned k;
+
+    while (n > 0 && i >= 8 && (k = pol_starts8(t + i - 8)) < n) {
+        i -= 8;
+        n -= k;
+    }
     while (n > 0 && i > 0) {
         i--;
         while (i > 0 && ((unsigned char)t[i] & 0xc0) == 0x80)
@@ -423,6 +432,12 @@ static size_t pol_back_cp(const char *t, size_t i, unsigned n)
 
 static size_t pol_fwd_cp(const char *t, size_t len, size_t i, unsigned n)
 {
+    unsigned k;
+
+    while (n > 0 && i + 9 <= len && (k = pol_starts8(t + i + 1)) < n) {
+        i += 8;
+        n -= k;
+    }
     while (n > 0 && i < len) {
         i++;
         while (i < len && ((unsigned char)t[i] & 0xc0) == 0x80)
@@ -452,8 +467,10 @@ static int pol_match(pol_session *s, const pcre2_code *re, const char *t, size_t
 static int pol_word_in(const pol_session *s, size_t k, size_t ws, size_t we)
 {
     const pol_scan *sc = &s->scan;
-    size_t lo = sc->slot0[k], hi = sc->slot0[k + 1];
+    size_t lo, hi, end;
 
+    pol_scan_slot(sc, k, &lo, &end);
+    hi = end;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         if (sc->wocc[mid].pos < ws)
@@ -461,10 +478,22 @@ static int pol_word_in(const pol_session *s, size_t k, size_t ws, size_t we)
         else
             hi = mid;
     }
-    for (; lo < sc->slot0[k + 1] && sc->wocc[lo].pos < we; lo++)
+    for (; lo < end && sc->wocc[lo].pos < we; lo++)
         if (sc->wocc[lo].pos + sc->wocc[lo].len <= we)
             return 1;
     return 0;
+}
+
+/* 1 when a context word of detector det occurs anywhere in the field. */
+static int pol_ctx_present(const pol_session *s, size_t det, const char *t, size_t len)
+{
+    const pol_engine *e = s->e;
+    size_t lo, hi;
+
+    if (e->reference)
+        return pol_any_word(&e->det[det].ctx, t, len);
+    pol_scan_slot(&s->scan, pol_dict_slot(&e->dict, POL_LIT_CTX, det), &lo, &hi);
+    return lo < hi;
 }
 
 /* Apply context words and allow rules to a candidate.  1 keep, 0 drop,
@@ -511,7 +540,8 @@ static int pol_keep(pol_session *s, const pol_detector *d, const char *t, size_t
 
 static pol_err pol_add_cand(pol_session *s, size_t st, size_t en, long det)
 {
-    if (pol_grow((void **)&s->cands, &s->capcand, s->ncand + 1, sizeof *s->cands) != 0)
+    if (pol_arena_grow(&s->ar, (void **)&s->cands, &s->capcand, s->ncand + 1,
+                       sizeof *s->cands) != 0)
         return POL_ERR_NOMEM;
     s->cands[s->ncand].start = st;
     s->cands[s->ncand].end = en;
@@ -553,7 +583,8 @@ static pol_err pol_hit(pol_session *s, long det, int mark, size_t field,
 {
     if (mark) {
         const pol_marking *m = &s->e->mark[det];
-        if (pol_grow((void **)&s->marks, &s->capmarks, s->nmarks + 1, sizeof *s->marks) != 0)
+        if (pol_arena_grow(&s->ar, (void **)&s->marks, &s->capmarks, s->nmarks + 1,
+                           sizeof *s->marks) != 0)
             return POL_ERR_NOMEM;
         s->marks[s->nmarks].field = field;
         s->marks[s->nmarks].start = st;
@@ -721,7 +752,7 @@ static pol_err pol_win_add(pol_session *s, size_t lo, size_t hi)
         return POL_OK;
     }
     if (s->nwins == s->capwins &&
-        pol_grow((void **)&s->wins, &s->capwins, s->nwins + 1, sizeof *s->wins) != 0)
+        pol_arena_grow(&s->ar, (void **)&s->wins, &s->capwins, s->nwins + 1, sizeof *s->wins) != 0)
         return POL_ERR_NOMEM;
     s->wins[s->nwins].lo = lo;
     s->wins[s->nwins].hi = hi;
@@ -738,9 +769,10 @@ static pol_err pol_anchor_windows(pol_session *s, size_t det, const char *t, siz
     const pol_detector *d = &s->e->det[det];
     const pol_scan *sc = &s->scan;
     size_t k = pol_dict_slot(&s->e->dict, POL_LIT_ANCHOR, det);
-    size_t i = sc->slot0[k], end = sc->slot0[k + 1], cursor = 0;
+    size_t i, end, cursor = 0;
     pol_err pe;
 
+    pol_scan_slot(sc, k, &i, &end);
     s->nwins = 0;
     while (i < end) {
         size_t pos = sc->wocc[i].pos, best = SIZE_MAX, blen = 0;
@@ -794,33 +826,70 @@ static int pol_only_seps(const pol_prefilter *pf, const char *text, size_t a, si
     return 1;
 }
 
-/* Digit clusters of the field for pf's class into s->clu, unless the
- * previous prefilter had the same class (same gap and separators). */
-static pol_err pol_clusters(pol_session *s, const pol_prefilter *pf, const char *t)
+/* Digit clusters of the field for pf's class: *clu and *n, computed on
+ * the first request in a field and kept for the other prefilters of the
+ * class (same gap and separators), whatever rules run in between.  Only
+ * clusters with as many digits and runs as some prefilter of the class
+ * needs are kept: in most text that leaves a handful of numbers. */
+static pol_err pol_clusters(pol_session *s, const pol_prefilter *pf, const char *t,
+                            const pol_clu **clu, size_t *n)
 {
     const pol_scan *sc = &s->scan;
-    size_t i = 0;
+    size_t i = 0, c = pf->dclass, first = s->nclu;
+    uint32_t stamp = (uint32_t)s->nfields;  /* field number + 1 */
 
-    if (s->clu_class == (long)pf->dclass)
-        return POL_OK;
-    s->nclu = 0;
-    s->clu_class = -1;
-    while (i < sc->ndig) {
-        size_t j = i + 1;
-        while (j < sc->ndig &&
-               sc->dig[j].cp - (sc->dig[j - 1].cp + sc->dig[j - 1].n) <= pf->gap &&
-               pol_only_seps(pf, t, sc->dig[j - 1].end, sc->dig[j].pos))
-            j++;
-        if (s->nclu == s->capclu &&
-            pol_grow((void **)&s->clu, &s->capclu, s->nclu + 1, sizeof *s->clu) != 0)
+    if (s->clsfield == NULL) {
+        size_t nc = s->e->ndet + s->e->nmark + 1;
+        s->cls0 = pol_arena_alloc(&s->ar, nc * sizeof *s->cls0);
+        s->clsn = pol_arena_alloc(&s->ar, nc * sizeof *s->clsn);
+        s->clsfield = pol_arena_alloc(&s->ar, nc * sizeof *s->clsfield);
+        if (s->cls0 == NULL || s->clsn == NULL || s->clsfield == NULL) {
+            s->clsfield = NULL;
             return POL_ERR_NOMEM;
-        s->clu[s->nclu].first = (uint32_t)i;
-        s->clu[s->nclu].end = (uint32_t)j;
-        s->nclu++;
-        i = j;
+        }
+        memset(s->clsfield, 0, nc * sizeof *s->clsfield);
     }
-    s->clu_class = (long)pf->dclass;
+    if (s->clsfield[c] != stamp) {
+        while (i < sc->ndig) {
+            size_t j = i + 1, nd = sc->dig[i].n;
+            while (j < sc->ndig &&
+                   sc->dig[j].cp - (sc->dig[j - 1].cp + sc->dig[j - 1].n) <= pf->gap &&
+                   pol_only_seps(pf, t, sc->dig[j - 1].end, sc->dig[j].pos))
+                nd += sc->dig[j++].n;
+            if (nd >= pf->class_digits && j - i >= pf->class_groups) {
+                if (s->nclu == s->capclu &&
+                    pol_arena_grow(&s->ar, (void **)&s->clu, &s->capclu, s->nclu + 1,
+                                   sizeof *s->clu) != 0)
+                    return POL_ERR_NOMEM;
+                s->clu[s->nclu].first = (uint32_t)i;
+                s->clu[s->nclu].end = (uint32_t)j;
+                s->clu[s->nclu].nd = (uint32_t)nd;
+                s->nclu++;
+            }
+            i = j;
+        }
+        s->cls0[c] = (uint32_t)first;
+        s->clsn[c] = (uint32_t)(s->nclu - first);
+        s->clsfield[c] = stamp;
+    }
+    *n = s->clsn[c];
+    *clu = *n > 0 ? s->clu + s->cls0[c] : NULL;
     return POL_OK;
+}
+
+/* 0 when a validator that looks only at digits drops every match on the
+ * cluster c, whose digits a "whole" prefilter says a match holds, all of
+ * them and no others; 1 otherwise (also when the validator looks at more
+ * than digits). */
+static int pol_cluster_may_pass(const pol_scan *sc, const pol_clu *c, const char *t,
+                                pol_validator v)
+{
+    unsigned char d[POL_VALIDATE_DIGITS];
+    size_t a = sc->dig[c->first].pos, b = sc->dig[c->end - 1].end;
+
+    if (v == POL_V_NONE)
+        return 1;
+    return pol_validate_digits(v, d, pol_digits(t + a, b - a, d, sizeof d)) != 0;
 }
 
 /* Windows of a prefilter from the shared scan.  Returns POL_OK with
@@ -831,22 +900,32 @@ static pol_err pol_pf_windows(pol_session *s, const pol_prefilter *pf, pol_lit_k
                               size_t owner, const char *t, size_t len, int *run)
 {
     const pol_scan *sc = &s->scan;
-    size_t k = pol_dict_slot(&s->e->dict, kind, owner), i;
+    size_t k = pol_dict_slot(&s->e->dict, kind, owner), i, nclu;
+    const pol_clu *clu;
+    pol_validator v = kind == POL_LIT_PF_DET ? s->e->det[owner].validator : POL_V_NONE;
     pol_err pe;
 
     s->nwins = 0;
     *run = 0;
     if (pf->words.n > 0) {
-        if (sc->slot0[k] == sc->slot0[k + 1])
+        size_t last;
+        pol_scan_slot(sc, k, &i, &last);
+        if (i == last)
             return POL_OK;
         if (pf->window) {
             /* Every occurrence (also overlapping ones) gives a window, so
              * the windows cover every start the declaration allows; lo is
              * non-decreasing because occurrences come in position order. */
-            for (i = sc->slot0[k]; i < sc->slot0[k + 1]; i++) {
-                if ((pe = pol_win_add(s, pol_back_cp(t, sc->wocc[i].pos, pf->before),
-                                      pol_fwd_cp(t, len, sc->wocc[i].pos + sc->wocc[i].len,
-                                                 pf->after))) != POL_OK)
+            for (; i < last; i++) {
+                size_t pos = sc->wocc[i].pos, end = pos + sc->wocc[i].len, lo, hi;
+                if (pf->between != NULL) {
+                    lo = sc->wocc[i].from;     /* walked by the pre-scan */
+                    hi = pol_class_fwd(t, len, end, pf->after, pf->between);
+                } else {
+                    lo = pol_back_cp(t, pos, pf->before);
+                    hi = pol_fwd_cp(t, len, end, pf->after);
+                }
+                if ((pe = pol_win_add(s, lo, hi)) != POL_OK)
                     return pe;
             }
             *run = 1;
@@ -862,19 +941,23 @@ static pol_err pol_pf_windows(pol_session *s, const pol_prefilter *pf, pol_lit_k
      * all lie in one cluster.  It starts at most lead code points before
      * the cluster, and at the latest in the run from which the rest of the
      * cluster still holds enough digits and runs (groups). */
-    if ((pe = pol_clusters(s, pf, t)) != POL_OK)
+    if ((pe = pol_clusters(s, pf, t, &clu, &nclu)) != POL_OK)
         return pe;
-    for (i = 0; i < s->nclu; i++) {
-        size_t first = s->clu[i].first, r = s->clu[i].end, nd = 0, ng = 0;
+    for (i = 0; i < nclu; i++) {
+        size_t first = clu[i].first, r = clu[i].end, nd = clu[i].nd, ng = r - first;
+        /* Too few digits or runs in the whole cluster: none in part. */
+        if (nd < pf->digits || ng < pf->groups)
+            continue;
         if (pf->whole || pf->max_digits > 0) {
-            /* The whole cluster's digits and runs. */
-            for (r = first; r < s->clu[i].end; r++)
-                nd += sc->dig[r].n;
-            ng = s->clu[i].end - first;
-            if (nd < pf->digits || ng < pf->groups ||
-                (pf->max_digits > 0 && nd > pf->max_digits))
+            if (pf->max_digits > 0 && nd > pf->max_digits)
                 continue;
-            r = pf->whole ? first : s->clu[i].end;
+            /* A match here would be dropped by its validator: do not look
+             * for it.  Only with lead 0: the search would resume after
+             * that match, which ends before the next cluster's first
+             * digit, where the next window starts. */
+            if (pf->whole && pf->lead == 0 && !pol_cluster_may_pass(sc, &clu[i], t, v))
+                continue;
+            r = pf->whole ? first : clu[i].end;
             if (!pf->whole) {
                 nd = ng = 0;
                 while (r > first && (nd < pf->digits || ng < pf->groups)) {
@@ -888,6 +971,7 @@ static pol_err pol_pf_windows(pol_session *s, const pol_prefilter *pf, pol_lit_k
                 return pe;
             continue;
         }
+        nd = ng = 0;
         while (r > first && (nd < pf->digits || ng < pf->groups)) {
             r--;
             nd += sc->dig[r].n;
@@ -897,6 +981,79 @@ static pol_err pol_pf_windows(pol_session *s, const pol_prefilter *pf, pol_lit_k
             (pe = pol_win_add(s, pol_back_cp(t, sc->dig[first].pos, pf->lead),
                               sc->dig[r].last)) != POL_OK)
             return pe;
+    }
+    *run = s->nwins > 0;
+    return POL_OK;
+}
+
+/* Exchange two window lists (storage and all). */
+static void pol_wins_swap(pol_win **a, size_t *na, size_t *capa, pol_win **b, size_t *nb,
+                          size_t *capb)
+{
+    pol_win *w = *a;
+    size_t n = *na, c = *capa;
+
+    *a = *b;
+    *na = *nb;
+    *capa = *capb;
+    *b = w;
+    *nb = n;
+    *capb = c;
+}
+
+/* Windows of an anchored detector that also declares a prefilter: those
+ * of its anchor intersected with those of the prefilter, since every
+ * match the anchored search can find starts in both.  *run as for
+ * pol_pf_windows (0: skip the rule, 1: windows in s->wins). */
+static pol_err pol_anchored_windows(pol_session *s, size_t det, const char *t, size_t len,
+                                    int *run)
+{
+    const pol_detector *d = &s->e->det[det];
+    size_t i = 0, j = 0, na;
+    pol_err pe;
+
+    if (d->pf_in_anchor)    /* the intersection would be these */
+        return pol_pf_windows(s, &d->pf, POL_LIT_PF_DET, det, t, len, run);
+    if ((pe = pol_anchor_windows(s, det, t, len)) != POL_OK)
+        return pe;
+    *run = s->nwins > 0;
+    if (!POL_PF_ACTIVE(&d->pf) || s->nwins == 0)
+        return POL_OK;
+    pol_wins_swap(&s->wins, &s->nwins, &s->capwins, &s->awins, &s->nawins, &s->capawins);
+    if ((pe = pol_pf_windows(s, &d->pf, POL_LIT_PF_DET, det, t, len, run)) != POL_OK)
+        return pe;
+    if (*run == 2) {
+        /* Its words occur and bound nothing: the anchor windows stand. */
+        pol_wins_swap(&s->wins, &s->nwins, &s->capwins, &s->awins, &s->nawins,
+                      &s->capawins);
+        *run = 1;
+        return POL_OK;
+    }
+    if (*run == 0)
+        return POL_OK;
+    /* Both lists are sorted with disjoint windows: one merge pass, the
+     * result (at most na + nb - 1 windows) going to the anchor list's
+     * storage through a swap. */
+    pol_wins_swap(&s->wins, &s->nwins, &s->capwins, &s->awins, &s->nawins, &s->capawins);
+    na = s->nwins;
+    if (pol_arena_grow(&s->ar, (void **)&s->wins, &s->capwins, na + s->nawins,
+                       sizeof *s->wins) != 0)
+        return POL_ERR_NOMEM;
+    /* Move the anchor windows to the end of their storage so that the
+     * result can be written from the front: the k-th result window is
+     * written after the i-th anchor window has been read, and k <= i + j
+     * with j < nb, so a window is never overwritten before it is read. */
+    memmove(s->wins + s->nawins, s->wins, na * sizeof *s->wins);
+    s->nwins = 0;
+    while (i < na && j < s->nawins) {
+        pol_win a = s->wins[s->nawins + i], b = s->awins[j];
+        size_t lo = a.lo > b.lo ? a.lo : b.lo, hi = a.hi < b.hi ? a.hi : b.hi;
+        if (lo <= hi)
+            s->wins[s->nwins++] = (pol_win){lo, hi};
+        if (a.hi < b.hi)
+            i++;
+        else
+            j++;
     }
     *run = s->nwins > 0;
     return POL_OK;
@@ -932,24 +1089,41 @@ static int pol_cand_rank_cmp(const pol_cand *a, const pol_cand *b, const pol_eng
 
 /* qsort has no context argument in C11: sort indexes by insertion into a
  * heap-free merge sort instead. */
+static int pol_cand_before(const pol_cand *a, const pol_cand *b, const pol_engine *e,
+                           int by_start)
+{
+    return by_start ? a->start < b->start : pol_cand_rank_cmp(a, b, e) < 0;
+}
+
 static void pol_sort_cands(pol_cand *c, pol_cand *tmp, size_t n, const pol_engine *e,
                            int by_start)
 {
-    size_t w, i;
+    size_t w, i, j, k;
 
-    for (w = 1; w < n; w *= 2) {
+    /* Runs of 8 by insertion (a field rarely has more candidates), then
+     * merges; both stable, so the order is the one a plain merge sort
+     * gives. */
+    for (i = 0; i < n; i += 8) {
+        size_t hi = i + 8 < n ? i + 8 : n;
+        for (j = i + 1; j < hi; j++) {
+            pol_cand x = c[j];
+            /* Shift the larger ones up: strict order keeps equal ones in
+             * place (stable). */
+            for (k = j; k > i && pol_cand_before(&x, &c[k - 1], e, by_start); k--)
+                c[k] = c[k - 1];
+            c[k] = x;
+        }
+    }
+    for (w = 8; w < n; w *= 2) {
         for (i = 0; i < n; i += 2 * w) {
             size_t lo = i, mid = i + w < n ? i + w : n, hi = i + 2 * w < n ? i + 2 * w : n;
-            size_t a = lo, b = mid, k = lo;
-            while (a < mid && b < hi) {
-                int c1 = by_start ? (c[a].start <= c[b].start ? -1 : 1)
-                                  : pol_cand_rank_cmp(&c[a], &c[b], e);
-                tmp[k++] = c1 <= 0 ? c[a++] : c[b++];
-            }
+            size_t a = lo, b = mid, o = lo;
+            while (a < mid && b < hi)
+                tmp[o++] = pol_cand_before(&c[b], &c[a], e, by_start) ? c[b++] : c[a++];
             while (a < mid)
-                tmp[k++] = c[a++];
+                tmp[o++] = c[a++];
             while (b < hi)
-                tmp[k++] = c[b++];
+                tmp[o++] = c[b++];
         }
         memcpy(c, tmp, n * sizeof *c);
     }
@@ -962,32 +1136,39 @@ static pol_err pol_resolve(pol_session *s, size_t len)
 
     if (s->ncand == 0)
         return POL_OK;
-    if (pol_grow((void **)&s->ctmp, &s->capctmp, s->ncand, sizeof *s->ctmp) != 0)
+    if (pol_arena_grow(&s->ar, (void **)&s->ctmp, &s->capctmp, s->ncand, sizeof *s->ctmp) != 0)
         return POL_ERR_NOMEM;
     tmp = s->ctmp;
-    if (s->claimed_cap < len) {
-        unsigned char *nc = malloc(len);
-        if (nc == NULL)
+    /* Few candidates are checked against those already accepted; many
+     * against a map of the claimed bytes, so that the work stays linear:
+     * each detector's own matches do not overlap, so the total length
+     * checked there is at most (detectors + 1) x len. */
+    if (s->ncand > POL_FEW_CANDS) {
+        if (pol_arena_grow(&s->ar, (void **)&s->claimed, &s->claimed_cap, len, 1) != 0)
             return POL_ERR_NOMEM;
-        free(s->claimed);
-        s->claimed = nc;
-        s->claimed_cap = len;
+        memset(s->claimed, 0, len);
     }
-    memset(s->claimed, 0, len);
     pol_sort_cands(s->cands, tmp, s->ncand, s->e, 0);
-    /* Each detector's own matches do not overlap, so the total length
-     * checked here is at most (detectors + 1) x len: linear. */
     for (i = 0; i < s->ncand; i++) {
         pol_cand *c = &s->cands[i];
         int free_span = 1;
-        for (j = c->start; j < c->end; j++)
-            if (s->claimed[j]) {
-                free_span = 0;
-                break;
-            }
+        if (s->ncand <= POL_FEW_CANDS) {
+            for (j = 0; j < k; j++)
+                if (c->start < s->cands[j].end && s->cands[j].start < c->end) {
+                    free_span = 0;
+                    break;
+                }
+        } else {
+            for (j = c->start; j < c->end; j++)
+                if (s->claimed[j]) {
+                    free_span = 0;
+                    break;
+                }
+        }
         if (!free_span)
             continue;
-        memset(s->claimed + c->start, 1, c->end - c->start);
+        if (s->ncand > POL_FEW_CANDS)
+            memset(s->claimed + c->start, 1, c->end - c->start);
         s->cands[k] = *c;
         s->cands[k].accepted = 1;
         k++;
@@ -1074,6 +1255,8 @@ pol_err pol_session_process(pol_session *s, const char *text, size_t len,
     e = s->e;
     if (len > POL_MAX_FIELD || s->nfields >= POL_MAX_FIELDS)
         return POL_ERR_TOO_LARGE;
+    if (s->md == NULL && (s->md = pcre2_match_data_create(e->max_ovec, NULL)) == NULL)
+        return POL_ERR_NOMEM;   /* released by pol_session_trim */
     /* UTF-8 is checked before anything else is scanned; the shared scan
      * checks it in the same pass. */
     if (e->reference) {
@@ -1087,13 +1270,14 @@ pol_err pol_session_process(pol_session *s, const char *text, size_t len,
         if (rc != 0)
             return POL_ERR_NOMEM;
     }
-    s->clu_class = -1;
-    if (pol_grow((void **)&s->fields, &s->capfields, s->nfields + 1, sizeof *s->fields) != 0)
+    if (pol_arena_grow(&s->ar, (void **)&s->fields, &s->capfields, s->nfields + 1,
+                       sizeof *s->fields) != 0)
         return POL_ERR_NOMEM;
     field = s->nfields;
     f = &s->fields[field];
     memset(f, 0, sizeof *f);
     s->nfields++;
+    s->nclu = 0;
     pol_buf_init(&out, len * 6 + 64);
     /* Room for the text and a few placeholders up front: growing copies
      * and wipes the buffer each time. */
@@ -1127,7 +1311,7 @@ pol_err pol_session_process(pol_session *s, const char *text, size_t len,
         if (d->anchor != NULL) {
             if (e->reference)
                 pe = pol_run_anchored(s, (long)i, text, len, field);
-            else if ((pe = pol_anchor_windows(s, i, text, len)) == POL_OK)
+            else if ((pe = pol_anchored_windows(s, i, text, len, &run)) == POL_OK && run)
                 pe = pol_run_windows(s, d->re, text, len, (long)i, 0, field);
             if (pe != POL_OK)
                 goto fail;
@@ -1135,10 +1319,7 @@ pol_err pol_session_process(pol_session *s, const char *text, size_t len,
         }
         /* A detector that needs context cannot match when no context word
          * occurs anywhere: skip the scan. */
-        if (d->ctx_required &&
-            (e->reference ? !pol_any_word(&d->ctx, text, len)
-                          : s->scan.slot0[pol_dict_slot(&e->dict, POL_LIT_CTX, i)] ==
-                                s->scan.slot0[pol_dict_slot(&e->dict, POL_LIT_CTX, i) + 1]))
+        if (d->ctx_required && !pol_ctx_present(s, i, text, len))
             continue;
         if (!e->reference && POL_PF_ACTIVE(&d->pf) &&
             (pe = pol_pf_windows(s, &d->pf, POL_LIT_PF_DET, i, text, len, &run)) != POL_OK)
@@ -1165,7 +1346,7 @@ pol_err pol_session_process(pol_session *s, const char *text, size_t len,
             goto fail;
         if ((pe = pol_add_placeholder(&out, s->style, id)) != POL_OK)
             goto fail;
-        if (pol_field_add(f, id) != 0) {
+        if (pol_field_add(s, f, id) != 0) {
             pe = POL_ERR_NOMEM;
             goto fail;
         }
@@ -1176,7 +1357,8 @@ pol_err pol_session_process(pol_session *s, const char *text, size_t len,
             s->refuse_rule = e->det[c->det].id;
         if (s->ndets < POL_MAX_RECORDED) {
             pol_detection *d;
-            if (pol_grow((void **)&s->dets, &s->capdets, s->ndets + 1, sizeof *s->dets) != 0) {
+            if (pol_arena_grow(&s->ar, (void **)&s->dets, &s->capdets, s->ndets + 1,
+                               sizeof *s->dets) != 0) {
                 pe = POL_ERR_NOMEM;
                 goto fail;
             }

@@ -368,23 +368,39 @@ static int pol_valid_date(const char *str, size_t n)
     return num[0] >= 1 && num[0] <= 64 && pol_ymd_ok(0, num[1], num[2]);
 }
 
+int pol_validate_digits(pol_validator v, const unsigned char *d, size_t k)
+{
+    switch (v) {
+    case POL_V_MYNUMBER:
+        return k == 12 && pol_check_mynumber(d);
+    case POL_V_CORPORATE:
+        return k == 13 && pol_check_corporate(d);
+    case POL_V_LUHN:
+        return k >= 14 && k <= 19 && d[0] >= 2 && d[0] <= 6 && pol_check_luhn(d, k);
+    case POL_V_NONE:
+    case POL_V_JP_PHONE:
+    case POL_V_IPV4:
+    case POL_V_IPV6:
+    case POL_V_DATE:
+        break;
+    }
+    return -1;
+}
+
 int pol_validate(pol_validator v, const char *s, size_t n)
 {
-    unsigned char d[24];
+    unsigned char d[POL_VALIDATE_DIGITS];
     size_t k;
 
     switch (v) {
     case POL_V_NONE:
         return 1;
     case POL_V_MYNUMBER:
-        k = pol_digits(s, n, d, sizeof d);
-        return k == 12 && pol_check_mynumber(d);
     case POL_V_CORPORATE:
-        k = pol_digits(s, n, d, sizeof d);
-        return k == 13 && pol_check_corporate(d);
     case POL_V_LUHN:
+        /* Decided by the digits alone (pol_validate_digits). */
         k = pol_digits(s, n, d, sizeof d);
-        return k >= 14 && k <= 19 && d[0] >= 2 && d[0] <= 6 && pol_check_luhn(d, k);
+        return pol_validate_digits(v, d, k) == 1;
     case POL_V_JP_PHONE:
         return pol_valid_jp_phone(s, n);
     case POL_V_IPV4:
