@@ -813,17 +813,16 @@ static void new_request_id(worker *w, char out[33])
 {
     static const char hex[] = "0123456789abcdef";
     uint64_t v[2];
-    const unsigned char *raw = (const unsigned char *)v;
 
     if (w->id_prefix == 0 && RAND_bytes((unsigned char *)&w->id_prefix,
                                         sizeof(w->id_prefix)) != 1)
         w->id_prefix = tg_now_ms() ^ ((uint64_t)w->id << 56);
     v[0] = w->id_prefix;
     v[1] = ++w->id_counter;
-    for (size_t i = 0; i < sizeof(v); i++) {
-        out[2 * i] = hex[raw[i] >> 4];
-        out[2 * i + 1] = hex[raw[i] & 15];
-    }
+    /* Most significant digit first: ids of one worker sort by arrival. */
+    for (size_t k = 0; k < 2; k++)
+        for (size_t i = 0; i < 16; i++)
+            out[16 * k + i] = hex[(v[k] >> (60 - 4 * i)) & 15];
     out[32] = '\0';
 }
 
