@@ -258,6 +258,7 @@ void front_respond(front_conn *c, char *bytes, size_t len, int close)
         c->out = bytes;
         c->out_len = len;
     }
+    c->answer_lost = bytes == NULL;
     c->close_after = close || c->w->state != WORKER_RUNNING;
     c->phase = FRONT_RESPOND;
     c->last_active = tg_now_ms();
@@ -347,6 +348,12 @@ static int write_out(front_conn *c, int *progress)
             c->pend_len = 0;
             *progress = 1;
             return 0;
+        }
+        if (c->phase == FRONT_RESPOND && c->answer_lost) {
+            /* Only a 100 Continue went out: the request ends unanswered
+             * (and is recorded so) with the connection. */
+            conn_free(c);
+            return -1;
         }
         if (c->phase == FRONT_RESPOND) {
             struct http_req *req = c->req;

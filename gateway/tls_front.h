@@ -70,6 +70,7 @@ typedef struct front_conn {
     unsigned out_static : 1;     /* out points at a constant (100 Continue) */
     unsigned in_idle_seen : 1;   /* EPOLLIN fired while nothing may be read */
     unsigned out_tried : 1;      /* SSL_write has been called on out */
+    unsigned answer_lost : 1;    /* no answer could be built (out of memory) */
     tg_timer timer;              /* handshake, then idle deadline */
     uint64_t last_active;        /* monotonic ms of the last progress */
     uint64_t req_start;          /* first byte of the request being read, or 0 */
@@ -114,7 +115,9 @@ int front_conn_idle(const front_conn *c);
 
 /* Called by http when the response to c->req is ready: the front takes
  * bytes[0..len) (a malloc'd buffer it wipes and frees) and writes it; with
- * close set, the connection ends after it.  Cannot fail (on a write error
+ * close set, the connection ends after it.  bytes NULL: no answer could be
+ * made; the connection is closed and the request finished as not
+ * delivered.  Cannot fail (on a write error
  * the connection is closed and the request finished as not delivered). */
 void front_respond(front_conn *c, char *bytes, size_t len, int close);
 
