@@ -493,9 +493,9 @@ static int apply_policy(http_req *r, const rt_upstream *up)
     }
     e = pol_decide(r->pol, cl->default_level, cl->clearance, up->conf->clearance, &d);
     note_policy(r, &d);
-    /* Only restoration is left: the scanning scratch goes now rather than
-     * wait with the request for the vendor. */
-    pol_session_trim(r->pol);
+    /* Only restoration is left: the scanning arena goes now rather than
+     * wait with the request for the vendor (thousands may wait at once). */
+    r->pol = pol_session_compact(r->pol);
     if (e != POL_OK || d.refuse) {
         tg_buf b;
         tg_buf_init(&b, 4096);

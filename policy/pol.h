@@ -159,6 +159,13 @@ pol_err pol_session_process(pol_session *s, const char *text, size_t len,
  * fail. */
 void pol_session_trim(pol_session *s);
 
+/* pol_session_trim, then move what restoration and the counts need into a
+ * new session sized for it (a few hundred bytes for a usual request
+ * instead of the scanning arena's kilobytes), free s and return the new
+ * one.  Returns s itself when there is little to gain or no memory for the
+ * copy: the result is always usable.  NULL-safe. */
+pol_session *pol_session_compact(pol_session *s);
+
 /* Restore the translation of field `field`: replace each placeholder by its
  * value.  Tolerates changed whitespace, digit width and tag case, and
  * placeholders moved within the field.  Unless best_effort is non-zero, the

@@ -105,7 +105,9 @@ struct pol_session {
     pol_win *awins;            /* an anchored detector's anchor windows
                                   while its prefilter's are computed */
     size_t nawins, capawins;
-    _Alignas(16) unsigned char arena0[POL_ARENA0];  /* ar starts here */
+    _Alignas(16) unsigned char arena0[];  /* ar starts here: POL_ARENA0
+                                             bytes, or what
+                                             pol_session_compact needs */
 };
 
 static void pol_wipe(void *p, size_t n)
@@ -222,11 +224,11 @@ pol_session *pol_session_new(const pol_engine *e, pol_ph_style style)
         return NULL;
     /* The members are cleared; the arena's buffer is handed out
      * uninitialised, like malloc's. */
-    s = malloc(sizeof *s);
+    s = malloc(sizeof *s + POL_ARENA0);
     if (s == NULL)
         return NULL;
     memset(s, 0, offsetof(pol_session, arena0));
-    pol_arena_init(&s->ar, s->arena0, sizeof s->arena0);
+    pol_arena_init(&s->ar, s->arena0, POL_ARENA0);
     s->scan.ar = &s->ar;
     s->e = e;
     s->style = style;
@@ -284,6 +286,88 @@ void pol_session_trim(pol_session *s)
         pcre2_jit_stack_free(s->js);
         s->js = NULL;
     }
+}
+
+/* Bytes an arena allocation of n takes (pol_arena rounds to 16). */
+static size_t pol_arena_bytes(size_t n)
+{
+    return n == 0 ? 0 : (n + 15) & ~(size_t)15;
+}
+
+/* A copy of the array a[0..n) of sz-byte elements in arena ar, or NULL
+ * when n is 0.  The arena was sized for it (pol_session_compact). */
+static void *pol_copy_array(pol_arena *ar, const void *a, size_t n, size_t sz)
+{
+    void *p;
+
+    if (n == 0)
+        return NULL;
+    p = pol_arena_alloc(ar, n * sz);
+    if (p != NULL)
+        memcpy(p, a, n * sz);
+    return p;
+}
+
+pol_session *pol_session_compact(pol_session *s)
+{
+    pol_session *n;
+    size_t need, i;
+
+    if (s == NULL)
+        return NULL;
+    pol_session_trim(s);
+    need = pol_arena_bytes(s->nvals * sizeof *s->vals) +
+           pol_arena_bytes(s->hcap * sizeof *s->htab) +
+           pol_arena_bytes(s->nfields * sizeof *s->fields) +
+           pol_arena_bytes(s->ndets * sizeof *s->dets) +
+           pol_arena_bytes(s->nmarks * sizeof *s->marks);
+    for (i = 0; i < s->nvals; i++)
+        need += pol_arena_bytes(s->vals[i].len + 1);
+    for (i = 0; i < s->nfields; i++)
+        need += pol_arena_bytes(s->fields[i].n * sizeof *s->fields[i].ph);
+    if (need >= POL_ARENA0 / 2)
+        return s;   /* little to gain */
+    n = malloc(sizeof *n + need);
+    if (n == NULL)
+        return s;
+    /* What restoration, the counts and later processing need; the scan
+     * scratch starts again empty, as in a new session. */
+    memset(n, 0, offsetof(pol_session, arena0));
+    pol_arena_init(&n->ar, n->arena0, need);
+    n->scan.ar = &n->ar;
+    n->e = s->e;
+    n->style = s->style;
+    n->mc = s->mc;
+    n->mc_lim = s->mc_lim;
+    s->mc = s->mc_lim = NULL;
+    n->restore_next = s->restore_next;
+    memcpy(n->counts, s->counts, sizeof n->counts);
+    n->total = s->total;
+    n->level = s->level;
+    n->level_rule = s->level_rule;
+    n->refuse_rule = s->refuse_rule;
+    n->vals = pol_copy_array(&n->ar, s->vals, s->nvals, sizeof *s->vals);
+    n->nvals = n->capvals = s->nvals;
+    for (i = 0; i < s->nvals; i++) {
+        n->vals[i].v = pol_arena_alloc(&n->ar, s->vals[i].len + 1);
+        memcpy(n->vals[i].v, s->vals[i].v, s->vals[i].len);
+        n->vals[i].v[s->vals[i].len] = '\0';
+    }
+    n->htab = pol_copy_array(&n->ar, s->htab, s->hcap, sizeof *s->htab);
+    n->hcap = n->htab != NULL ? s->hcap : 0;
+    n->fields = pol_copy_array(&n->ar, s->fields, s->nfields, sizeof *s->fields);
+    n->nfields = n->capfields = s->nfields;
+    for (i = 0; i < s->nfields; i++) {
+        n->fields[i].ph = pol_copy_array(&n->ar, s->fields[i].ph, s->fields[i].n,
+                                         sizeof *s->fields[i].ph);
+        n->fields[i].cap = s->fields[i].n;
+    }
+    n->dets = pol_copy_array(&n->ar, s->dets, s->ndets, sizeof *s->dets);
+    n->ndets = n->capdets = s->ndets;
+    n->marks = pol_copy_array(&n->ar, s->marks, s->nmarks, sizeof *s->marks);
+    n->nmarks = n->capmarks = s->nmarks;
+    pol_session_free(s);   /* wipes the values' old copies */
+    return n;
 }
 
 /* Hash of a value for the session's table, eight bytes at a time.  It
