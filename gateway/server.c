@@ -21,6 +21,7 @@
 #include "log.h"
 #include "runtime.h"
 #include "suspend.h"
+#include "tls_front.h"
 #include "worker.h"
 
 /* Each terminal costs its TCP connection plus, while its request is with a
@@ -231,6 +232,12 @@ int server_run(const char *config_path)
         curl_global_cleanup();
         return 1;
     }
+    /* Before the audit trail is opened: a second instance started by
+     * mistake on the same configuration must neither share the listeners
+     * nor write into the running one's trail. */
+    for (size_t i = 0; i < rt->cfg->n_listeners; i++)
+        if (front_address_free(&rt->cfg->listeners[i]) != 0)
+            goto out;
     if (rt->cfg->audit_path == NULL) {
 #ifdef TG_BENCH_NO_AUDIT
         log_warn("BENCHMARK BUILD: serving without an audit trail");

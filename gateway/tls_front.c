@@ -704,6 +704,44 @@ static void on_accept(ev_handler *h, uint32_t events)
     }
 }
 
+int front_address_free(const tg_listener_conf *conf)
+{
+    struct addrinfo hints, *ai = NULL;
+    int fd, one = 1, rc, err = 0;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
+    hints.ai_socktype = SOCK_STREAM;
+    rc = getaddrinfo(conf->host, conf->port, &hints, &ai);
+    if (rc != 0) {
+        log_err("listener %s: %s", conf->address, gai_strerror(rc));
+        return -1;
+    }
+    fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        err = errno;
+    } else {
+        /* SO_REUSEADDR (connections of an earlier run in TIME_WAIT are no
+         * obstacle) but not SO_REUSEPORT: a socket that holds the port with
+         * SO_REUSEPORT, as every worker's does, makes this bind fail. */
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (ai->ai_family == AF_INET6)
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0)
+            err = errno;
+        close(fd);
+    }
+    freeaddrinfo(ai);
+    if (err == 0)
+        return 0;
+    if (err == EADDRINUSE)
+        log_err("listener %s: address already in use (another transgate, or another "
+                "server, listens there)", conf->address);
+    else
+        log_err("listener %s: %s", conf->address, strerror(err));
+    return -1;
+}
+
 int front_listen(worker *w, front_listener *l, const tg_listener_conf *conf,
                  SSL_CTX *ctx)
 {

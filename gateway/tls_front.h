@@ -98,6 +98,12 @@ typedef struct front_conn {
     size_t pend_len;
 } front_conn;
 
+/* Check, before the workers open their SO_REUSEPORT listeners, that no
+ * other process holds conf's address: the kernel would otherwise let both
+ * listen and share the connections between them.  Returns 0, or -1 after
+ * logging the address and the reason. */
+int front_address_free(const tg_listener_conf *conf);
+
 /* Open one SO_REUSEPORT listener for conf in worker w and start accepting.
  * Returns 0, or -1 after logging the address and the reason. */
 int front_listen(worker *w, front_listener *l, const tg_listener_conf *conf,

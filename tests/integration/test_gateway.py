@@ -729,6 +729,22 @@ class IdleTimeoutTest(unittest.TestCase):
             w.cleanup()
 
 
+class SecondInstanceTest(unittest.TestCase):
+    def test_a_second_instance_on_the_same_address_refuses_to_start(self):
+        # SO_REUSEPORT would let it listen beside the first and take some of
+        # its connections; it must stop before touching the audit trail.
+        before = os.path.getsize(GW.audit_path)
+        p = subprocess.run([harness.TRANSGATE, "serve", "-c", GW.config_path],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("listener 127.0.0.1:%d: address already in use" % GW.port, p.stderr)
+        time.sleep(0.2)
+        self.assertEqual(os.path.getsize(GW.audit_path), before)
+        st, _, _ = GW.request("POST", "/v2/translate", form(text="still one", target_lang="DE"),
+                              FORM, client="terminal-a")
+        self.assertEqual(st, 200)
+
+
 class ReloadTest(unittest.TestCase):
     def wait_for(self, gw, text, timeout=5):
         deadline = time.monotonic() + timeout
