@@ -21,8 +21,8 @@
 static void conn_pump(front_conn *c);
 static void conn_linger(front_conn *c);
 
-/* Wipe what a relay buffer held and give it back to the worker's pool
- * (the allocator would otherwise see two 8 KiB allocations per request).
+/* Wipe what a read buffer held and give it back to the worker's pool
+ * (the allocator would otherwise see an 8 KiB allocation per request).
  * NULL-safe. */
 static void buf_drop(worker *w, char **b, size_t used)
 {
@@ -372,6 +372,18 @@ static int write_out(front_conn *c, int *progress)
     return 0;
 }
 
+/* Move the unconsumed bytes of a full c->in to its start, so that reading
+ * (and EPOLLIN interest, set_interest) can go on: a request head may start
+ * mid-buffer after pipelined requests. */
+static void in_make_room(front_conn *c)
+{
+    if (c->in_off > 0 && c->in_len == FRONT_BUF) {
+        memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+        c->in_len -= c->in_off;
+        c->in_off = 0;
+    }
+}
+
 /* Read decrypted bytes into c->in.  Returns -1 when the connection was
  * freed (the terminal left or broke the TLS stream). */
 static int read_in(front_conn *c, int *progress)
@@ -380,11 +392,7 @@ static int read_in(front_conn *c, int *progress)
 
     if (c->in_off == c->in_len)
         c->in_off = c->in_len = 0;
-    if (c->in_off > 0 && c->in_len == FRONT_BUF) {
-        memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
-        c->in_len -= c->in_off;
-        c->in_off = 0;
-    }
+    in_make_room(c);
     /* Read only when the socket or OpenSSL may have something: a call
      * that can only say "would block" is a wasted system call. */
     if (c->in_len == FRONT_BUF ||
@@ -508,8 +516,6 @@ static int pump_once(front_conn *c, int *progress)
         return -1;
     if (c->phase != FRONT_HEAD && c->phase != FRONT_BODY)
         return 0;
-    if (c->req == NULL && c->phase == FRONT_BODY)
-        c->phase = FRONT_HEAD;
     if (read_in(c, progress) != 0)
         return -1;
     if (c->in == NULL)
@@ -526,18 +532,14 @@ static int pump_once(front_conn *c, int *progress)
         if (hl == 0) {
             if (c->in_len - c->in_off >= H1_MAX_HEAD)
                 http_reject(c, H1_ERR_HEAD_TOO_LARGE);
-            else if (c->in_len > c->in_off && c->in_len == FRONT_BUF) {
-                /* Make room: the head may start mid-buffer. */
-                memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
-                c->in_len -= c->in_off;
-                c->in_off = 0;
-            }
+            else
+                in_make_room(c);
             return 0;
         }
         *progress = 1;
         start_request(c, hl);
     }
-    if (c->phase == FRONT_BODY && c->req != NULL)
+    if (c->phase == FRONT_BODY)
         feed_body(c);
     return 0;
 }

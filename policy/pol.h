@@ -152,15 +152,8 @@ void pol_session_free(pol_session *s);
 pol_err pol_session_process(pol_session *s, const char *text, size_t len,
                             char **masked, size_t *masked_len);
 
-/* Release what only scanning needs and is kept outside the session's
- * arena (PCRE2 match data and JIT stack), for a session that waits on a
- * vendor with nothing more to scan.  Restoration and the counts are
- * unaffected; processing again afterwards still works.  NULL-safe; cannot
- * fail. */
-void pol_session_trim(pol_session *s);
-
-/* pol_session_trim, then move what restoration and the counts need into a
- * new session sized for it (a few hundred bytes for a usual request
+/* Release what only scanning needs (PCRE2 match data and JIT stack), then
+ * move what restoration and the counts need into a new session sized for it (a few hundred bytes for a usual request
  * instead of the scanning arena's kilobytes), free s and return the new
  * one.  Returns s itself when there is little to gain or no memory for the
  * copy: the result is always usable.  NULL-safe. */

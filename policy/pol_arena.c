@@ -28,7 +28,7 @@ struct pol_chunk {
     _Alignas(16) unsigned char data[];
 };
 
-static size_t pol_round(size_t n)
+size_t pol_arena_round(size_t n)
 {
     return (n + (POL_ALIGN - 1)) & ~(POL_ALIGN - 1);
 }
@@ -71,7 +71,7 @@ void *pol_arena_alloc(pol_arena *a, size_t n)
 
     if (n > SIZE_MAX - POL_ALIGN)
         return NULL;
-    n = pol_round(n > 0 ? n : 1);
+    n = pol_arena_round(n > 0 ? n : 1);
     if (n > a->size - a->used && pol_arena_chunk(a, n) != 0)
         return NULL;
     p = a->base + a->used;
@@ -95,7 +95,7 @@ int pol_arena_grow_slow(pol_arena *a, void **arr, size_t *cap, size_t need, size
     }
     if (sz == 0 || nc > (SIZE_MAX - POL_ALIGN) / sz)
         return -1;
-    bytes = pol_round(nc * sz);
+    bytes = pol_arena_round(nc * sz);
     /* The most recent allocation grows in place while its chunk has room. */
     if (*arr != NULL && *arr == a->last) {
         at = (size_t)((unsigned char *)*arr - a->base);

@@ -183,6 +183,10 @@ typedef struct pol_arena {
  * fail. */
 void pol_arena_init(pol_arena *a, void *buf, size_t n);
 
+/* Bytes an allocation of n > 0 takes in an arena (rounded up to its
+ * alignment).  Cannot fail. */
+size_t pol_arena_round(size_t n);
+
 /* n bytes, 16-byte aligned, valid until pol_arena_free; NULL when out of
  * memory.  Not zeroed. */
 void *pol_arena_alloc(pol_arena *a, size_t n);

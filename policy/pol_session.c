@@ -269,14 +269,11 @@ void pol_session_free(pol_session *s)
     free(s);
 }
 
-void pol_session_trim(pol_session *s)
+/* Free what only scanning needs and is kept outside the session's arena;
+ * pol_session_process makes it again if called. */
+static void pol_session_trim(pol_session *s)
 {
-    if (s == NULL)
-        return;
-    /* The scanning scratch lives in the session's arena with the values
-     * restoration needs, so it stays; what goes is the matching state
-     * kept outside it (the JIT stack is 64 KiB or more when a pattern
-     * needed one).  pol_session_process makes them again if called. */
+    /* The JIT stack is 64 KiB or more when a pattern needed one. */
     pcre2_match_data_free(s->md);
     s->md = NULL;
     if (s->js != NULL) {
@@ -288,10 +285,10 @@ void pol_session_trim(pol_session *s)
     }
 }
 
-/* Bytes an arena allocation of n takes (pol_arena rounds to 16). */
+/* Arena bytes pol_copy_array takes for n bytes (none for an empty array). */
 static size_t pol_arena_bytes(size_t n)
 {
-    return n == 0 ? 0 : (n + 15) & ~(size_t)15;
+    return n == 0 ? 0 : pol_arena_round(n);
 }
 
 /* A copy of the array a[0..n) of sz-byte elements in arena ar, or NULL
@@ -1340,7 +1337,7 @@ pol_err pol_session_process(pol_session *s, const char *text, size_t len,
     if (len > POL_MAX_FIELD || s->nfields >= POL_MAX_FIELDS)
         return POL_ERR_TOO_LARGE;
     if (s->md == NULL && (s->md = pcre2_match_data_create(e->max_ovec, NULL)) == NULL)
-        return POL_ERR_NOMEM;   /* released by pol_session_trim */
+        return POL_ERR_NOMEM;   /* released by pol_session_compact */
     /* UTF-8 is checked before anything else is scanned; the shared scan
      * checks it in the same pass. */
     if (e->reference) {
