@@ -46,6 +46,7 @@
 #define AUDIT_MAX_QUEUE         (16u * 1024 * 1024)
 #define AUDIT_BATCH             512          /* records per write */
 #define AUDIT_BATCH_BYTES       (1u << 20)   /* soft bytes per write */
+#define AUDIT_MAX_BATCH_MS      1000
 #define AUDIT_PENDING_CAP       (AUDIT_BATCH_BYTES + 8 * AUDIT_LINE_MAX)
 #define AUDIT_RETRY_MIN_MS      200
 #define AUDIT_RETRY_MAX_MS      2000
@@ -98,6 +99,11 @@ struct audit_log {
     int stop, reopen_req;
     int idle;                       /* the writer waits for records: the
                                        next push wakes it (once) */
+    int flushers;                   /* audit_flush callers waiting: no
+                                       batch window */
+    size_t batch_wake;              /* during a batch window, the push
+                                       that makes count this wakes the
+                                       writer early */
     int refuse_on_failure;
     long long full_logged_ms;       /* when a full queue was last reported */
     unsigned long long full_refusals; /* since then */
@@ -129,6 +135,8 @@ struct audit_log {
     long long stop_deadline_ms;
     audit_fsync fsync_policy;
     long fsync_interval_ms;
+    long batch_ms;
+    long long batch_deadline_ms;    /* 0, or the end of the open window */
     int dirty;                      /* written since the last fsync */
     long long last_sync_ms;
     int have_syslog;
@@ -1360,7 +1368,8 @@ static void audit_wait(audit_log *a, long long *now)
         *now = audit_now_ms();
         if (a->stop && a->stop_deadline_ms == 0)
             a->stop_deadline_ms = *now + AUDIT_CLOSE_RETRY_MS;
-        work = a->count > 0 || a->carry_n > a->carry_off || a->reopen_req ||
+        /* Work that does not wait for a batch window to end. */
+        work = a->carry_n > a->carry_off || a->reopen_req ||
                a->lost_pending > 0 || a->pend_len > 0 ||
                (a->fsync_policy == AUDIT_FSYNC_ALWAYS && a->dirty);
         if (atomic_load(&a->failing)) {
@@ -1368,8 +1377,23 @@ static void audit_wait(audit_log *a, long long *now)
             deadline = a->retry_at_ms;
             if (a->stop && a->stop_deadline_ms < deadline)
                 deadline = a->stop_deadline_ms;
-        } else if (work || a->stop) {
+        } else if (work || a->stop || a->flushers > 0 ||
+                   (a->count > 0 && (a->batch_ms == 0 ||
+                                     a->count >= a->batch_wake))) {
+            a->batch_deadline_ms = 0;
             return;
+        } else if (a->count > 0) {
+            /* The batch window: records keep arriving without waking the
+             * writer, which then writes (and syncs) them together.  One
+             * wake-up and one sync per window instead of one per record
+             * or two; see docs/audit.md. */
+            if (a->batch_deadline_ms == 0)
+                a->batch_deadline_ms = *now + a->batch_ms;
+            if (*now >= a->batch_deadline_ms) {
+                a->batch_deadline_ms = 0;
+                return;
+            }
+            deadline = a->batch_deadline_ms;
         } else {
             if (a->have_syslog && a->sys.backlog_sent < a->sys.backlog.len)
                 deadline = *now + AUDIT_RETRY_MIN_MS;
@@ -1382,8 +1406,9 @@ static void audit_wait(audit_log *a, long long *now)
         }
         if (deadline >= 0 && *now >= deadline)
             return;
-        /* While failing, records wait for the retry timer. */
-        a->idle = !atomic_load(&a->failing);
+        /* While failing, records wait for the retry timer; during a
+         * batch window, for its end (or a full batch). */
+        a->idle = !atomic_load(&a->failing) && a->count == 0;
         if (deadline < 0) {
             pthread_cond_wait(&a->cv_work, &a->mu);
         } else {
@@ -1554,9 +1579,11 @@ audit_log *audit_open(const audit_conf *conf, FILE *errs)
         fprintf(errs, "audit: unknown fsync policy %d\n", (int)conf->fsync);
         return NULL;
     }
-    if (conf->queue_size > AUDIT_MAX_QUEUE || conf->fsync_interval_ms < 0) {
-        fprintf(errs, "audit: queue_size is at most %u records and "
-                "fsync_interval_ms not negative\n", AUDIT_MAX_QUEUE);
+    if (conf->queue_size > AUDIT_MAX_QUEUE || conf->fsync_interval_ms < 0 ||
+        conf->batch_ms < 0 || conf->batch_ms > AUDIT_MAX_BATCH_MS) {
+        fprintf(errs, "audit: queue_size is at most %u records, "
+                "fsync_interval_ms not negative and batch_ms 0 to %d\n",
+                AUDIT_MAX_QUEUE, AUDIT_MAX_BATCH_MS);
         return NULL;
     }
     a = calloc(1, sizeof(*a));
@@ -1576,6 +1603,12 @@ audit_log *audit_open(const audit_conf *conf, FILE *errs)
     a->fsync_policy = conf->fsync;
     a->fsync_interval_ms = conf->fsync_interval_ms > 0 ? conf->fsync_interval_ms
                                                        : 1000;
+    a->batch_ms = conf->batch_ms;
+    /* A batch of AUDIT_BATCH records (or half the queue) does not wait for
+     * the window to end. */
+    a->batch_wake = a->cap / 2 < AUDIT_BATCH ? a->cap / 2 : AUDIT_BATCH;
+    if (a->batch_wake == 0)
+        a->batch_wake = 1;
     a->retry_ms = AUDIT_RETRY_MIN_MS;
     a->path = strdup(conf->path);
     a->ring = calloc(a->cap, sizeof(*a->ring));
@@ -1720,7 +1753,7 @@ int audit_reserve(audit_log *a)
  * all. */
 static int audit_push(audit_log *a, const audit_entry *in)
 {
-    int wake = a->idle;
+    int wake = a->idle || a->count + 1 == a->batch_wake;
 
     audit_entry *e = &a->ring[(a->head + a->count) % a->cap];
 
@@ -1828,6 +1861,7 @@ int audit_flush(audit_log *a, long timeout_ms)
     audit_abs_time(audit_now_ms() + timeout_ms, &abs);
     pthread_mutex_lock(&a->mu);
     target = a->enqueued;
+    a->flushers++;
     pthread_cond_signal(&a->cv_work);
     while (a->processed < target) {
         if (pthread_cond_timedwait(&a->cv_done, &a->mu, &abs) == ETIMEDOUT &&
@@ -1836,6 +1870,7 @@ int audit_flush(audit_log *a, long timeout_ms)
             break;
         }
     }
+    a->flushers--;
     pthread_mutex_unlock(&a->mu);
     return rc;
 }

@@ -37,6 +37,10 @@ typedef struct audit_conf {
     const char *key_file;      /* secret file: the audit key (>= 32 bytes) */
     audit_fsync fsync;
     long fsync_interval_ms;    /* for AUDIT_FSYNC_INTERVAL, default 1000 */
+    long batch_ms;             /* how long the writer gathers records after
+                                  the first before writing (and syncing)
+                                  them; 0: at once.  The answers never wait
+                                  for it. */
     size_t queue_size;         /* records, default 65536 */
     int refuse_on_failure;     /* 1 (default): unhealthy -> reservations fail */
     const char *syslog;        /* NULL, or "udp:HOST:PORT" / "tcp:HOST:PORT"

@@ -1464,8 +1464,8 @@ static void config_admin_section(config_ctx *c, json_t *root, tg_config *cfg)
 static void config_audit_section(config_ctx *c, json_t *root, tg_config *cfg)
 {
     static const char *const keys[] = {
-        "path", "key_file", "fsync", "fsync_interval_ms", "queue_size",
-        "on_failure", "syslog", NULL
+        "path", "key_file", "fsync", "fsync_interval_ms", "batch_ms",
+        "queue_size", "on_failure", "syslog", NULL
     };
     int bad = 0;
     json_t *o = config_get_obj(c, root, "audit", &bad);
@@ -1473,6 +1473,7 @@ static void config_audit_section(config_ctx *c, json_t *root, tg_config *cfg)
     size_t base;
 
     cfg->audit_fsync_interval_ms = 1000;
+    cfg->audit_batch_ms = TG_AUDIT_BATCH_MS_DEFAULT;
     cfg->audit_queue_size = 65536;
     if (o == NULL)
         return;
@@ -1492,6 +1493,7 @@ static void config_audit_section(config_ctx *c, json_t *root, tg_config *cfg)
             config_err_at(c, "fsync", "expected \"always\", \"interval\" or \"never\"");
     }
     config_get_int(c, o, "fsync_interval_ms", 10, 60000, &cfg->audit_fsync_interval_ms);
+    config_get_int(c, o, "batch_ms", 0, 1000, &cfg->audit_batch_ms);
     config_get_int(c, o, "queue_size", 16, 10000000, &cfg->audit_queue_size);
     s = NULL;
     if (config_get_str(c, o, "on_failure", 0, &s) == 1) {
@@ -2179,10 +2181,10 @@ int config_print(const tg_config *cfg, FILE *out)
             cfg->placeholder_best_effort ? "best_effort" : "fail");
     if (cfg->audit_path != NULL)
         fprintf(out, "audit:\n  path: %s\n  key_file: %s\n  fsync: %s\n"
-                "  fsync_interval_ms: %ld\n  queue_size: %ld\n  on_failure: %s\n"
-                "  syslog: %s\n", cfg->audit_path, cfg->audit_key_file,
+                "  fsync_interval_ms: %ld\n  batch_ms: %ld\n  queue_size: %ld\n"
+                "  on_failure: %s\n  syslog: %s\n", cfg->audit_path, cfg->audit_key_file,
                 cfg->audit_fsync == 0 ? "always" : cfg->audit_fsync == 1 ? "interval" : "never",
-                cfg->audit_fsync_interval_ms, cfg->audit_queue_size,
+                cfg->audit_fsync_interval_ms, cfg->audit_batch_ms, cfg->audit_queue_size,
                 cfg->audit_continue_on_failure ? "continue" : "refuse",
                 cfg->audit_syslog ? cfg->audit_syslog : "(none)");
     else

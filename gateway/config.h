@@ -18,6 +18,7 @@
 
 #define TG_DEFAULT_MAX_BODY       (128u * 1024u)
 #define TG_DEFAULT_TLS_PROFILE    "cryptrec-strict"
+#define TG_AUDIT_BATCH_MS_DEFAULT 10    /* audit "batch_ms", see docs/audit.md */
 #define TG_NAME_MAX               64    /* upstream and client names */
 
 typedef enum tg_adapter_kind {
@@ -124,6 +125,7 @@ typedef struct tg_config {
     char *audit_key_file;
     int   audit_fsync;           /* 0 always, 1 interval, 2 never */
     long  audit_fsync_interval_ms;
+    long  audit_batch_ms;
     long  audit_queue_size;
     bool  audit_continue_on_failure;
     char *audit_syslog;          /* "udp:HOST:PORT" / "tcp:HOST:PORT" or NULL */

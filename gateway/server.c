@@ -78,6 +78,7 @@ void server_audit_conf(const tg_config *cfg, audit_conf *ac)
     ac->fsync = cfg->audit_fsync == 0 ? AUDIT_FSYNC_ALWAYS
               : cfg->audit_fsync == 1 ? AUDIT_FSYNC_INTERVAL : AUDIT_FSYNC_NEVER;
     ac->fsync_interval_ms = cfg->audit_fsync_interval_ms;
+    ac->batch_ms = cfg->audit_batch_ms;
     ac->queue_size = (size_t)cfg->audit_queue_size;
     ac->refuse_on_failure = !cfg->audit_continue_on_failure;
     ac->syslog = cfg->audit_syslog;

@@ -866,6 +866,83 @@ static void test_reservations_bound_the_queue_and_lost_events_are_recorded(void 
     free(out);
 }
 
+static unsigned long long written_now(audit_log *a)
+{
+    audit_stats st;
+
+    audit_get_stats(a, &st);
+    return st.written;
+}
+
+/* Poll (up to 10 s) until n records are in the file. */
+static void wait_written(audit_log *a, unsigned long long n)
+{
+    for (int i = 0; i < 1000 && written_now(a) < n; i++)
+        usleep(10000);
+    assert_int_equal(written_now(a), n);
+}
+
+/* batch_ms: records gather for the window and are then written together;
+ * a full batch, audit_flush and audit_close do not wait for the window.
+ * The window here is the largest allowed (1 s), so that "not yet written"
+ * and "written before the window ended" are far apart. */
+static void test_batch_window_gathers_records(void **state)
+{
+    char path[512], *out;
+    audit_conf c;
+    audit_log *a;
+    struct timespec t0, t1;
+    long long ms;
+
+    (void)state;
+    path_in(path, sizeof(path), "batch.log");
+    unlink(path);
+    memset(&c, 0, sizeof(c));
+    c.path = path;
+    c.key_file = g_key;
+    c.fsync = AUDIT_FSYNC_ALWAYS;
+    c.queue_size = 64;          /* a full batch: 32 records */
+    c.batch_ms = 1000;
+    c.refuse_on_failure = 1;
+    a = audit_open(&c, stderr);
+    assert_non_null(a);
+
+    /* One record waits for the window, then is written without a flush. */
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    commit_n(a, 0, 1);
+    usleep(200000);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    if (ms < 900)   /* a stalled machine proves nothing either way */
+        assert_int_equal(written_now(a), 0);
+    wait_written(a, 1);
+
+    /* A full batch goes out at once: well before its window ends. */
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    commit_n(a, 1, 32);
+    wait_written(a, 33);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    assert_true(ms < 1000);
+
+    /* audit_flush ends the window: with 500 ms it would time out
+     * otherwise. */
+    commit_n(a, 33, 3);
+    assert_int_equal(audit_flush(a, 500), 0);
+    assert_int_equal(written_now(a), 36);
+
+    /* Close writes what is queued without waiting for the window. */
+    commit_n(a, 36, 2);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    audit_close(a);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    assert_true(ms < 1000);
+    assert_int_equal(verify1(path, &out), AUDIT_VERIFY_INTACT);
+    assert_non_null(strstr(out, "verified: 38 records in 1 file"));
+    free(out);
+}
+
 static void test_oversize_and_unserialisable_records_keep_their_place(void **state)
 {
     char path[512], *out, *big;
@@ -1474,6 +1551,7 @@ int main(void)
         T(test_verify_diagnoses_each_kind_of_tampering),
         T(test_verify_rejects_long_lines_and_reports_unreadable_files),
         T(test_reservations_bound_the_queue_and_lost_events_are_recorded),
+        T(test_batch_window_gathers_records),
         T(test_oversize_and_unserialisable_records_keep_their_place),
         T(test_text_records_have_the_bytes_of_jansson_records),
         T(test_full_disk_refuses_then_writes_everything),
