@@ -169,6 +169,25 @@ static int same_listeners(const tg_config *a, const tg_config *b)
     return 1;
 }
 
+static int same_str(const char *a, const char *b)
+{
+    return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* The audit trail is opened once, at start: a reload cannot move or retune
+ * it, so a changed "audit" section is said out loud rather than ignored. */
+static int same_audit(const tg_config *a, const tg_config *b)
+{
+    return same_str(a->audit_path, b->audit_path) &&
+           same_str(a->audit_key_file, b->audit_key_file) &&
+           same_str(a->audit_syslog, b->audit_syslog) &&
+           a->audit_fsync == b->audit_fsync &&
+           a->audit_fsync_interval_ms == b->audit_fsync_interval_ms &&
+           a->audit_batch_ms == b->audit_batch_ms &&
+           a->audit_queue_size == b->audit_queue_size &&
+           a->audit_continue_on_failure == b->audit_continue_on_failure;
+}
+
 /* SIGHUP: validate the file again, build a complete new runtime, and only
  * then hand it over.  Any problem keeps the running configuration.
  * Returns the new runtime (one reference) or NULL. */
@@ -204,6 +223,9 @@ static const tg_runtime *reload(const char *path, const tg_runtime *cur)
     }
     free(msg);
     log_info("configuration reloaded from %s", path);
+    if (!same_audit(cur->cfg, next->cfg))
+        log_warn("reload: the \"audit\" section changed; the trail keeps its "
+                 "settings until the gateway is restarted");
     return next;
 }
 

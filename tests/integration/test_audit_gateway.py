@@ -36,18 +36,25 @@ def setUpModule():
 
 
 def tearDownModule():
+    for gw in STARTED:
+        gw.stop()
     if STUB is not None:
         STUB.stop()
     if W is not None:
         W.cleanup()
 
 
+STARTED = []     # every gateway made here, stopped at the end whatever failed
+
+
 def gateway(workdir, **kw):
-    return harness.Gateway(workdir, CERTS, upstreams=[
+    gw = harness.Gateway(workdir, CERTS, upstreams=[
         {"name": "stub", "adapter": "deepl", "url": "https://localhost:%d" % STUB.port,
          "api_key_file": os.path.join(W.path, "vendor.apikey"), "ca_file": CERTS.ca,
          "clearance": 2}],
         clients=[{"name": "office", "upstream": "stub"}], **kw)
+    STARTED.append(gw)
+    return gw
 
 
 def verify(gw, *files):
@@ -356,6 +363,48 @@ class FailureAndRotationTest(unittest.TestCase):
             rc, out = verify(gw, gw.audit_path, rotated)
             self.assertEqual(rc, 1, out)
         finally:
+            w.cleanup()
+
+    def test_reload_says_a_changed_audit_section_waits_for_a_restart(self):
+        w = harness.Workdir()
+        gw = None
+        try:
+            gw = gateway(w.path, workers=1).start()
+            warning = 'the "audit" section changed; the trail keeps its settings ' \
+                      'until the gateway is restarted'
+
+            def reload(n):
+                gw.proc.send_signal(signal.SIGHUP)
+                wait_records(gw, lambda r: sum(1 for x in r if x.get("event") == "reload") == n)
+                deadline = time.monotonic() + 5
+                while gw.diagnostics().count("configuration reloaded") < n and \
+                        time.monotonic() < deadline:
+                    time.sleep(0.05)
+                self.assertEqual(gw.diagnostics().count("configuration reloaded"), n)
+
+            reload(1)                       # unchanged: no warning
+            self.assertNotIn(warning, gw.diagnostics())
+            moved = os.path.join(w.path, "elsewhere.jsonl")
+            gw.config["audit"]["path"] = moved
+            gw.config["audit"]["batch_ms"] = 0
+            with open(gw.config_path, "w") as f:
+                json.dump(gw.config, f)
+            reload(2)
+            self.assertEqual(gw.diagnostics().count(warning), 1)
+            # The trail stays where it was, and the gateway serves on.
+            st, _, _ = gw.request("POST", "/v2/translate", "text=x&target_lang=DE", FORM,
+                                  client="office")
+            self.assertEqual(st, 200)
+            self.assertEqual(gw.stop(), 0)
+            self.assertFalse(os.path.exists(moved))
+            recs = gw.audit_records()
+            self.assertEqual([r.get("event") for r in recs if "event" in r],
+                             ["start", "reload", "reload", "stop"])
+            self.assertEqual(sum(1 for r in recs if "event" not in r), 1)
+            self.assertEqual(verify(gw, gw.audit_path)[0], 0)
+        finally:
+            if gw is not None:
+                gw.stop()
             w.cleanup()
 
 
