@@ -118,6 +118,14 @@ size_t api_utf8_len(const char *s, size_t len);
  * [A-Za-z]{2,3}(-[A-Za-z0-9]{2,4})?.  Cannot fail. */
 bool api_lang_code_valid(const char *s, size_t len);
 
+/* Append s[0..len) to out as a JSON string: quoted, with exactly Jansson's
+ * compact escaping (\" \\ \b \f \n \r \t, other controls as \u00XX in
+ * upper case, everything else, '/' and non-ASCII included, as is), so that
+ * bodies built with it are byte for byte those json_dump gave.  Returns 0,
+ * or -1 when s is not valid UTF-8 (as json_stringn refuses it) or out's cap
+ * or memory runs out; out is then freed and empty (tg_buf's contract). */
+int api_json_put_str(tg_buf *out, const char *s, size_t len);
+
 /* Make Jansson wipe every block it frees (it holds copies of request and
  * reply text).  Process-wide: call once at start-up, before any other
  * Jansson use and before threads start.  Cannot fail. */

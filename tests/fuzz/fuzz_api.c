@@ -7,12 +7,15 @@
  *   reply, 3 Apertium translate replies (two, NUL-separated), 4 DeepL languages reply, 5 Apertium
  *   listPairs reply, 6 Content-Type header value.
  * Properties checked beyond "no crash": an accepted request satisfies the
- * documented invariants, and a parsed reply has exactly n_texts valid
- * UTF-8 translations that encode back to JSON.
+ * documented invariants and the DeepL vendor body built from it is JSON
+ * holding exactly its texts; a parsed reply has exactly n_texts valid UTF-8
+ * translations that encode back to JSON holding exactly those texts.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <jansson.h>
 
 #include "adapter.h"
 #include "api.h"
@@ -43,8 +46,25 @@ static void build_both(const tg_translate_req *r)
     up.base_path = (char *)(uintptr_t)"/p";
     up.default_source_lang = (char *)(uintptr_t)"EN";
     up.adapter = TG_ADAPTER_DEEPL;
-    if (adapter_build_translate(&up, "key:fx", r, &h, &n) == ADAPTER_OK)
+    if (adapter_build_translate(&up, "key:fx", r, &h, &n) == ADAPTER_OK) {
+        /* The body is written without Jansson: it must still be JSON that
+         * carries exactly the request's texts. */
+        json_t *b = json_loadb(h[0].body.data, h[0].body.len, 0, NULL);
+        json_t *texts = json_object_get(b, "text");
+
+        if (n != 1 || json_array_size(texts) != r->n_texts)
+            abort();
+        for (size_t i = 0; i < r->n_texts; i++) {
+            json_t *t = json_array_get(texts, i);
+
+            if (json_string_length(t) != r->text_lens[i] ||
+                (r->text_lens[i] > 0 &&
+                 memcmp(json_string_value(t), r->texts[i], r->text_lens[i]) != 0))
+                abort();
+        }
+        json_decref(b);
         adapter_http_array_free(h, n);
+    }
     up.adapter = TG_ADAPTER_APERTIUM;
     if (adapter_build_translate(&up, NULL, r, &h, &n) == ADAPTER_OK) {
         if (n != r->n_texts)
@@ -100,6 +120,22 @@ static void fuzz_reply(tg_adapter_kind kind, const char *p, size_t n)
         tg_buf_init(&out, 1u << 22);
         if (api_encode_translations(t, req.n_texts, true, &out) != 0)
             abort();
+        {
+            json_t *b = json_loadb(out.data, out.len, 0, NULL);
+            json_t *arr = json_object_get(b, "translations");
+
+            if (json_array_size(arr) != req.n_texts)
+                abort();
+            for (i = 0; i < req.n_texts; i++) {
+                json_t *x = json_object_get(json_array_get(arr, i), "text");
+
+                if (!json_is_string(x) || json_string_length(x) != t[i].len ||
+                    (t[i].len > 0 &&
+                     memcmp(json_string_value(x), t[i].text, t[i].len) != 0))
+                    abort();
+            }
+            json_decref(b);
+        }
         tg_buf_free(&out);
         adapter_translations_free(t, req.n_texts);
     }

@@ -396,6 +396,68 @@ static void test_encode_translations_exact(void **state)
     tg_buf_free(&b);
 }
 
+/* api_json_put_str writes what Jansson's compact dump of json_stringn
+ * gives, and refuses what json_stringn refuses: on fixed cases that cover
+ * each escape and each kind of bad UTF-8, and on pseudo-random strings from
+ * an alphabet weighted towards them. */
+static int put_str_matches_jansson(const char *s, size_t n)
+{
+    json_t *j = json_stringn(s, n);
+    char *want = j != NULL ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    json_malloc_t jm;
+    json_free_t jf;
+    tg_buf b;
+    int rc, ok;
+
+    json_get_alloc_funcs(&jm, &jf);     /* the wiping allocator, see main */
+
+    tg_buf_init(&b, 1u << 20);
+    rc = api_json_put_str(&b, s, n);
+    if (want == NULL)
+        ok = rc == -1 && b.data == NULL;
+    else
+        ok = rc == 0 && b.data != NULL && strcmp(b.data, want) == 0;
+    jf(want);
+    json_decref(j);
+    tg_buf_free(&b);
+    return ok;
+}
+
+static void test_json_put_str_matches_jansson(void **state)
+{
+    static const char *const fixed[] = {
+        "", "plain", "\"", "\\", "/", "</script>", "\x7f", "\b\f\n\r\t",
+        "\x01\x1f\x0b", "\xe6\x97\xa5\xe6\x9c\xac", "\xf0\x9f\x98\x80",
+        "\xef\xbf\xbf", "\xf4\x8f\xbf\xbf",
+        "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+        "\xf5\x80\x80\x80", "\x80", "\xe6\x97", "a\xff", "\xc2",
+    };
+    static const unsigned char alpha[] = {
+        'a', 'Z', ' ', '"', '\\', '/', 0x00, 0x01, 0x08, 0x09, 0x0a, 0x0c, 0x0d,
+        0x1f, 0x7f, 0x80, 0xbf, 0xc2, 0xdf, 0xe0, 0xe6, 0xed, 0xef, 0xf0, 0xf4,
+        0xf5, 0xff, 0xa0, 0x9f, 0x90, 0x8f,
+    };
+    unsigned long x = 12345;
+    char buf[24];
+    size_t i, k, n;
+
+    (void)state;
+    for (i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+        if (!put_str_matches_jansson(fixed[i], strlen(fixed[i])))
+            fail_msg("fixed case %zu differs from Jansson", i);
+    assert_true(put_str_matches_jansson("a\0b", 3));       /* NUL: \u0000 */
+    for (i = 0; i < 200000; i++) {
+        x = x * 6364136223846793005UL + 1442695040888963407UL;
+        n = (size_t)(x >> 59) % sizeof(buf);
+        for (k = 0; k < n; k++) {
+            x = x * 6364136223846793005UL + 1442695040888963407UL;
+            buf[k] = (char)alpha[(x >> 33) % sizeof(alpha)];
+        }
+        if (!put_str_matches_jansson(buf, n))
+            fail_msg("random case %zu (length %zu) differs from Jansson", i, n);
+    }
+}
+
 static void test_encode_translations_refuses_bad_text_and_cap(void **state)
 {
     tg_translation t;
@@ -553,6 +615,7 @@ int main(void)
         cmocka_unit_test(test_content_type_kinds),
         cmocka_unit_test(test_languages_type_values),
         cmocka_unit_test(test_encode_translations_exact),
+        cmocka_unit_test(test_json_put_str_matches_jansson),
         cmocka_unit_test(test_encode_translations_refuses_bad_text_and_cap),
         cmocka_unit_test(test_encode_error_shapes),
         cmocka_unit_test(test_strerror_is_total_and_fixed),
