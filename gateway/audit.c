@@ -47,6 +47,7 @@
 #define AUDIT_BATCH             512          /* records per write */
 #define AUDIT_BATCH_BYTES       (1u << 20)   /* soft bytes per write */
 #define AUDIT_MAX_BATCH_MS      1000
+#define AUDIT_RB_MAX            (4u << 20)   /* record ring bytes, at most */
 #define AUDIT_PENDING_CAP       (AUDIT_BATCH_BYTES + 8 * AUDIT_LINE_MAX)
 #define AUDIT_RETRY_MIN_MS      200
 #define AUDIT_RETRY_MAX_MS      2000
@@ -66,8 +67,11 @@ static const char audit_zero_chain[65] =
  * then the size it needed (written as record_oversize), or 0 when memory
  * ran out (record_unserializable). */
 typedef struct audit_entry {
-    char *body;                     /* malloc'd */
+    char *body;                     /* malloc'd, or in the record ring */
     size_t len;
+    size_t rb_span;                 /* in the ring: bytes it holds there
+                                       (its length, plus the ring's end
+                                       when it wrapped); 0: malloc'd */
     struct timespec ts;
 } audit_entry;
 
@@ -101,6 +105,14 @@ struct audit_log {
                                        next push wakes it (once) */
     int flushers;                   /* audit_flush callers waiting: no
                                        batch window */
+    /* The record ring: queued record text is copied here, in queue order,
+     * by the thread that queues it, and the writer releases it in the same
+     * order once formatted.  A body allocated on a worker and freed on the
+     * writer met the worker's malloc arena lock and made its heap shrink
+     * and grow again; the ring crosses threads without malloc.  A record
+     * that does not fit keeps its own allocation. */
+    char *rb;
+    size_t rb_cap, rb_head, rb_tail, rb_used;
     size_t batch_wake;              /* during a batch window, the push
                                        that makes count this wakes the
                                        writer early */
@@ -137,6 +149,10 @@ struct audit_log {
     long fsync_interval_ms;
     long batch_ms;
     long long batch_deadline_ms;    /* 0, or the end of the open window */
+    size_t rb_rel_span;             /* ring bytes formatted, to release */
+    size_t rb_rel_tail;             /* the ring's tail after that release */
+    time_t ts_sec;                  /* the second ts_prefix was made for */
+    char ts_prefix[24];             /* "2026-11-22T08:30:01" */
     int dirty;                      /* written since the last fsync */
     long long last_sync_ms;
     int have_syslog;
@@ -148,6 +164,7 @@ struct audit_log {
     /* Keyed once: a copy of it is all a text digest needs (no digest
      * look-up or key schedule per text); workers share it read-only. */
     EVP_MAC_CTX *text_tmpl;
+    unsigned long long gen;         /* tells trails apart, see audit_tl_ctx */
     /* The writer's chain context, keyed once and re-initialised with that
      * key for each record: no copy and no allocation per record.  Writer
      * thread only. */
@@ -196,15 +213,50 @@ static int audit_is_mac_hex(const char *s, size_t n)
     return 1;
 }
 
-/* RFC 3339 UTC with milliseconds: 2026-11-22T08:30:01.123Z (24 chars). */
-static void audit_format_ts(const struct timespec *ts, char out[32])
+/* Decimal digits of v; returns their count (at most 20). */
+static size_t audit_lltoa(long long v, char out[24])
 {
-    struct tm tm;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    char tmp[24];
+    size_t n = 0, i = 0;
+
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        out[i++] = '-';
+    while (n > 0)
+        out[i++] = tmp[--n];
+    out[i] = '\0';
+    return i;
+}
+
+/* RFC 3339 UTC with milliseconds: 2026-11-22T08:30:01.123Z (24 chars).
+ * Writer thread only: the date and time of day are formatted once per
+ * second. */
+static void audit_format_ts(audit_log *a, const struct timespec *ts, char out[32])
+{
+    int ms = (int)(ts->tv_nsec / 1000000L) % 1000;
     size_t n;
 
-    gmtime_r(&ts->tv_sec, &tm);
-    n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 32 - n, ".%03dZ", (int)(ts->tv_nsec / 1000000L) % 1000);
+    if (a->ts_prefix[0] == '\0' || ts->tv_sec != a->ts_sec) {
+        struct tm tm;
+
+        gmtime_r(&ts->tv_sec, &tm);
+        if (strftime(a->ts_prefix, sizeof(a->ts_prefix), "%Y-%m-%dT%H:%M:%S",
+                     &tm) == 0)
+            a->ts_prefix[0] = '\0';
+        a->ts_sec = ts->tv_sec;
+    }
+    n = strlen(a->ts_prefix);
+    memcpy(out, a->ts_prefix, n);
+    out[n] = '.';
+    out[n + 1] = (char)('0' + ms / 100);
+    out[n + 2] = (char)('0' + ms / 10 % 10);
+    out[n + 3] = (char)('0' + ms % 10);
+    out[n + 4] = 'Z';
+    out[n + 5] = '\0';
 }
 
 /* ---- Keys and MACs -------------------------------------------------------- */
@@ -447,12 +499,75 @@ int audit_chain_mac(const audit_keys *k, const char prev[65],
     return rc;
 }
 
+/* Each thread that digests texts keeps a context keyed for one trail and
+ * re-initialises it per text (one digest-state copy), rather than copying
+ * the shared template (a new context and three copies).  gen tells trails
+ * apart even when one is freed and another allocated at its address. */
+typedef struct audit_tl_mac {
+    unsigned long long gen;
+    EVP_MAC_CTX *ctx;
+} audit_tl_mac;
+
+static pthread_key_t audit_tl_key;
+static pthread_once_t audit_tl_once = PTHREAD_ONCE_INIT;
+static int audit_tl_ok;
+static atomic_ullong audit_gen_next;
+
+static void audit_tl_free(void *p)
+{
+    audit_tl_mac *t = p;
+
+    EVP_MAC_CTX_free(t->ctx);
+    free(t);
+}
+
+static void audit_tl_init(void)
+{
+    audit_tl_ok = pthread_key_create(&audit_tl_key, audit_tl_free) == 0;
+}
+
+/* This thread's context for a's text key, or NULL (the template is then
+ * copied as before). */
+static EVP_MAC_CTX *audit_tl_ctx(const audit_log *a)
+{
+    audit_tl_mac *t;
+
+    pthread_once(&audit_tl_once, audit_tl_init);
+    if (!audit_tl_ok)
+        return NULL;
+    t = pthread_getspecific(audit_tl_key);
+    if (t == NULL) {
+        t = calloc(1, sizeof(*t));
+        if (t == NULL)
+            return NULL;
+        if (pthread_setspecific(audit_tl_key, t) != 0) {
+            free(t);
+            return NULL;
+        }
+    }
+    if (t->ctx == NULL || t->gen != a->gen) {
+        EVP_MAC_CTX_free(t->ctx);
+        t->ctx = EVP_MAC_CTX_dup(a->text_tmpl);
+        t->gen = a->gen;
+    }
+    return t->ctx;
+}
+
 void audit_text_mac(const audit_log *a, const char *text, size_t len,
                     char out[65])
 {
     unsigned char md[32];
+    EVP_MAC_CTX *ctx = audit_tl_ctx(a);
+    size_t outl = 0;
+    int rc;
 
-    if (audit_hmac_from(a->text_tmpl, text, len, NULL, 0, NULL, 0, md) != 0) {
+    if (ctx != NULL)
+        rc = EVP_MAC_init(ctx, NULL, 0, NULL) &&
+             (len == 0 || EVP_MAC_update(ctx, (const unsigned char *)text, len)) &&
+             EVP_MAC_final(ctx, md, &outl, sizeof(md)) && outl == 32 ? 0 : -1;
+    else
+        rc = audit_hmac_from(a->text_tmpl, text, len, NULL, 0, NULL, 0, md);
+    if (rc != 0) {
         /* Only when OpenSSL cannot allocate: an empty digest, never a
          * plausible-looking wrong one. */
         out[0] = '\0';
@@ -952,10 +1067,10 @@ void audit_rec_str(audit_rec *r, const char *key, const char *val)
 void audit_rec_int(audit_rec *r, const char *key, long long v)
 {
     char num[24];
-    int n = snprintf(num, sizeof(num), "%lld", v);
+    size_t n = audit_lltoa(v, num);
 
     audit_rec_key(r, key);
-    audit_rec_put(r, num, (size_t)n);
+    audit_rec_put(r, num, n);
 }
 
 void audit_rec_null(audit_rec *r, const char *key)
@@ -1008,19 +1123,19 @@ static int audit_format_one(audit_log *a, const audit_entry *e)
     unsigned char md[32];
     const char *body = e->body;
     size_t dlen = e->len, hl, start = a->pend_len, outl = 0;
-    int n;
 
-    audit_format_ts(&e->ts, tsbuf);
+    audit_format_ts(a, &e->ts, tsbuf);
     if (body == NULL && dlen == 0) {
         snprintf(small, sizeof(small), "{\"event\":\"record_unserializable\"}");
         body = small;
         dlen = strlen(small);
     }
-    n = snprintf(head, sizeof(head), "{\"ts\":\"%s\",\"seq\":%" PRIu64, tsbuf,
-                 a->seq + 1);
-    if (n < 0 || (size_t)n >= sizeof(head))
-        abort();
-    hl = (size_t)n;
+    hl = strlen(tsbuf);
+    memcpy(head, "{\"ts\":\"", 7);
+    memcpy(head + 7, tsbuf, hl);
+    memcpy(head + 7 + hl, "\",\"seq\":", 8);
+    hl += 15;
+    hl += audit_lltoa((long long)(a->seq + 1), head + hl);
     /* The line is head + ("," + body without '{' | "}") + ,"mac":"..."} \n */
     if (body == NULL || hl + dlen + AUDIT_MAC_SUFFIX_LEN > AUDIT_LINE_MAX) {
         log_err("audit: a record of %zu bytes exceeds the %d-byte line "
@@ -1104,6 +1219,53 @@ static int audit_format_event(audit_log *a, json_t *ev)
     rc = e.body != NULL ? audit_format_one(a, &e) : -1;
     free(e.body);
     return rc;
+}
+
+/* ---- The record ring ------------------------------------------------------ */
+
+/* Under mu: n contiguous bytes of the record ring, or NULL when they do
+ * not fit.  *span is what they take from the ring: n, plus the end of the
+ * ring skipped over when they wrap to its start. */
+static char *audit_rb_alloc(audit_log *a, size_t n, size_t *span)
+{
+    size_t off;
+
+    if (a->rb == NULL || n == 0 || n > a->rb_cap)
+        return NULL;
+    if (a->rb_used == 0)
+        a->rb_head = a->rb_tail = 0;
+    if (a->rb_head > a->rb_tail || a->rb_used == 0) {
+        if (n <= a->rb_cap - a->rb_head) {
+            off = a->rb_head;
+            *span = n;
+        } else if (n <= a->rb_tail) {
+            off = 0;
+            *span = a->rb_cap - a->rb_head + n;
+        } else {
+            return NULL;
+        }
+    } else if (a->rb_head < a->rb_tail && n <= a->rb_tail - a->rb_head) {
+        off = a->rb_head;
+        *span = n;
+    } else {
+        return NULL;    /* head == tail with bytes in use: full */
+    }
+    a->rb_head = off + n;
+    a->rb_used += *span;
+    return a->rb + off;
+}
+
+/* Under mu: give back what the writer has formatted since it last held
+ * the lock. */
+static void audit_rb_release(audit_log *a)
+{
+    if (a->rb_rel_span == 0)
+        return;
+    a->rb_used -= a->rb_rel_span;
+    a->rb_tail = a->rb_rel_tail;
+    a->rb_rel_span = 0;
+    if (a->rb_used == 0)
+        a->rb_head = a->rb_tail = 0;
 }
 
 /* ---- Writing ---------------------------------------------------------------- */
@@ -1421,6 +1583,20 @@ static void audit_wait(audit_log *a, long long *now)
     }
 }
 
+/* Writer: the entry is in pend; its text is no longer needed.  Ring bytes
+ * are given back at the writer's next turn under the lock. */
+static void audit_entry_done(audit_log *a, audit_entry *e)
+{
+    if (e->rb_span > 0) {
+        a->rb_rel_span += e->rb_span;
+        a->rb_rel_tail = (size_t)(e->body - a->rb) + e->len;
+        e->rb_span = 0;
+    } else {
+        free(e->body);
+    }
+    e->body = NULL;
+}
+
 /* The writer thread. */
 static void *audit_writer(void *arg)
 {
@@ -1433,6 +1609,7 @@ static void *audit_writer(void *arg)
         long long now;
 
         pthread_mutex_lock(&a->mu);
+        audit_rb_release(a);
         audit_wait(a, &now);
         stop = a->stop;
         reopen = a->reopen_req;
@@ -1496,8 +1673,7 @@ static void *audit_writer(void *arg)
                 audit_set_failing(a, "format a record for", ENOMEM);
                 break;
             }
-            free(e->body);
-            e->body = NULL;
+            audit_entry_done(a, e);
             a->carry_off++;
             formatted++;
         }
@@ -1539,10 +1715,13 @@ static void audit_free(audit_log *a)
         return;
     if (a->ring != NULL)
         for (size_t i = 0; i < a->count; i++)
-            free(a->ring[(a->head + i) % a->cap].body);
+            if (a->ring[(a->head + i) % a->cap].rb_span == 0)
+                free(a->ring[(a->head + i) % a->cap].body);
     if (a->carry != NULL)
         for (size_t i = a->carry_off; i < a->carry_n; i++)
-            free(a->carry[i].body);
+            if (a->carry[i].rb_span == 0)
+                free(a->carry[i].body);
+    free(a->rb);
     free(a->ring);
     free(a->carry);
     free(a->pend);
@@ -1612,6 +1791,12 @@ audit_log *audit_open(const audit_conf *conf, FILE *errs)
     a->retry_ms = AUDIT_RETRY_MIN_MS;
     a->path = strdup(conf->path);
     a->ring = calloc(a->cap, sizeof(*a->ring));
+    /* About 1 KiB per queued record, at most 4 MiB: the writer empties it
+     * every batch_ms; a record that finds no room keeps its allocation. */
+    a->rb_cap = a->cap < AUDIT_RB_MAX / 1024 ? a->cap * 1024 : AUDIT_RB_MAX;
+    if (a->rb_cap < AUDIT_LINE_MAX)
+        a->rb_cap = AUDIT_LINE_MAX;
+    a->rb = malloc(a->rb_cap);
     a->carry = calloc(AUDIT_BATCH, sizeof(*a->carry));
     a->pend = malloc(AUDIT_PENDING_CAP);
     a->mac = audit_mac_fetch();
@@ -1623,6 +1808,7 @@ audit_log *audit_open(const audit_conf *conf, FILE *errs)
         goto fail;
     }
     a->text_tmpl = audit_hmac_keyed(a->mac, a->keys.text);
+    a->gen = atomic_fetch_add(&audit_gen_next, 1) + 1;
     a->chain_ctx = audit_hmac_keyed(a->mac, a->keys.chain);
     if (a->text_tmpl == NULL || a->chain_ctx == NULL)
         goto oom;
@@ -1746,18 +1932,27 @@ int audit_reserve(audit_log *a)
     return rc;
 }
 
-/* Under mu: queue the record text (taken over from *in).  Returns 1 when
- * the caller must wake the writer, which it does after unlocking: woken
- * under the lock, the writer would only block on it again (two more
- * context switches per record), and a busy writer needs no signal at
- * all. */
-static int audit_push(audit_log *a, const audit_entry *in)
+/* Under mu: queue the record text of *in.  It is copied into the record
+ * ring when it fits, and *in->body is then the caller's to free (after
+ * unlocking: *own_free set); otherwise the queue takes the allocation
+ * over.  Returns 1 when the caller must wake the writer, which it does
+ * after unlocking: woken under the lock, the writer would only block on it
+ * again (two more context switches per record), and a busy writer needs
+ * no signal at all. */
+static int audit_push(audit_log *a, const audit_entry *in, int *own_free)
 {
     int wake = a->idle || a->count + 1 == a->batch_wake;
-
     audit_entry *e = &a->ring[(a->head + a->count) % a->cap];
+    char *copy = in->body != NULL ? audit_rb_alloc(a, in->len, &e->rb_span) : NULL;
 
-    e->body = in->body;
+    *own_free = copy != NULL;
+    if (copy != NULL) {
+        memcpy(copy, in->body, in->len);
+        e->body = copy;
+    } else {
+        e->body = in->body;
+        e->rb_span = 0;
+    }
     e->len = in->len;
     /* Stamped under the lock, so time follows queue (and seq) order. */
     clock_gettime(CLOCK_REALTIME, &e->ts);
@@ -1770,14 +1965,16 @@ static int audit_push(audit_log *a, const audit_entry *in)
 
 static void audit_commit_entry(audit_log *a, const audit_entry *e)
 {
-    int wake;
+    int wake, own_free;
 
     pthread_mutex_lock(&a->mu);
     if (a->reserved == 0)
         abort();    /* commit without reserve: a caller bug */
     a->reserved--;
-    wake = audit_push(a, e);
+    wake = audit_push(a, e, &own_free);
     pthread_mutex_unlock(&a->mu);
+    if (own_free)
+        free(e->body);
     if (wake)
         pthread_cond_signal(&a->cv_work);
 }
@@ -1819,7 +2016,7 @@ int audit_submit(audit_log *a, json_t *rec)
 {
     unsigned long long warn = 0;
     audit_entry e;
-    int wake;
+    int wake, own_free;
 
     audit_entry_from_json(rec, &e);
     pthread_mutex_lock(&a->mu);
@@ -1832,8 +2029,10 @@ int audit_submit(audit_log *a, json_t *rec)
         free(e.body);
         return -1;
     }
-    wake = audit_push(a, &e);
+    wake = audit_push(a, &e, &own_free);
     pthread_mutex_unlock(&a->mu);
+    if (own_free)
+        free(e.body);
     if (wake)
         pthread_cond_signal(&a->cv_work);
     return 0;

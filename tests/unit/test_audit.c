@@ -455,9 +455,44 @@ static void test_text_mac_is_hmac_of_exact_bytes(void **state)
     assert_int_equal(audit_keys_load(g_key, &k, err, sizeof(err)), 0);
     assert_int_equal(audit_keys_text_mac(&k, doc, strlen(doc), got2), 0);
     assert_string_equal(got2, want);
-    /* One byte less is another digest. */
+    /* One byte less is another digest, exactly that of the shorter text;
+     * the thread's context, used again, still gives the first. */
     audit_text_mac(a, doc, strlen(doc) - 1, got);
     assert_string_not_equal(got, want);
+    assert_int_equal(audit_keys_text_mac(&k, doc, strlen(doc) - 1, got2), 0);
+    assert_string_equal(got, got2);
+    audit_text_mac(a, doc, strlen(doc), got);
+    assert_string_equal(got, want);
+    /* Another trail under another key, on the same thread: its own key's
+     * digest, and then the first trail's again. */
+    {
+        char path2[512], key2[512];
+        audit_keys k2;
+        audit_conf c2;
+        audit_log *b;
+
+        path_in(path2, sizeof(path2), "textmac2.log");
+        path_in(key2, sizeof(key2), "textmac2.key");
+        unlink(path2);
+        unlink(key2);
+        assert_int_equal(audit_keygen(key2, err, sizeof(err)), 0);
+        memset(&c2, 0, sizeof(c2));
+        c2.path = path2;
+        c2.key_file = key2;
+        c2.queue_size = 4;
+        b = audit_open(&c2, stderr);
+        assert_non_null(b);
+        audit_text_mac(b, doc, strlen(doc), got);
+        assert_int_equal(audit_keys_load(key2, &k2, err, sizeof(err)), 0);
+        assert_int_equal(audit_keys_text_mac(&k2, doc, strlen(doc), got2), 0);
+        assert_string_equal(got, got2);
+        assert_string_not_equal(got, want);
+        audit_keys_wipe(&k2);
+        audit_text_mac(a, doc, strlen(doc), got);
+        assert_string_equal(got, want);
+        audit_close(b);
+        unlink(key2);
+    }
     /* Different from the chain subkey's digest of the same bytes. */
     derive("transgate audit chain v1", tk);
     assert_non_null(HMAC(EVP_sha256(), tk, 32, (const unsigned char *)doc,
