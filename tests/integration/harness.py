@@ -38,6 +38,42 @@ def free_port():
         return s.getsockname()[1]
 
 
+def _listen_inodes(port):
+    """Socket inodes listening on TCP port `port` (any address)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            cols = row.split()
+            if len(cols) > 9 and cols[3] == "0A" and \
+                    int(cols[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(cols[9])
+    return inodes
+
+
+def owns_listener(pid, port):
+    """Whether process `pid` itself holds a socket listening on `port`: a
+    connection that succeeds may have reached another test's server on a
+    port that free_port handed out twice."""
+    want = _listen_inodes(port)
+    try:
+        fds = os.listdir("/proc/%d/fd" % pid)
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if link.startswith("socket:[") and link[8:-1] in want:
+            return True
+    return False
+
+
 def wait_port(port, proc=None, timeout=15.0, host="127.0.0.1"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -168,9 +204,35 @@ class Gateway:
         self.proc = None
 
     def start(self):
-        self.stderr = open(self.stderr_path, "ab")
-        self.proc = subprocess.Popen([self.binary, "serve", "-c", self.config_path],
-                                     stdout=self.stderr, stderr=subprocess.STDOUT)
+        # free_port's port may be taken again before the gateway binds it
+        # (tests run in parallel): the gateway then refuses to start, and a
+        # new port is tried.  Listening is checked on the process itself, so
+        # that another test's server on the same port is never mistaken for
+        # this one.
+        for attempt in range(3):
+            self.stderr = open(self.stderr_path, "ab")
+            start_at = self.stderr.tell()
+            self.proc = subprocess.Popen([self.binary, "serve", "-c", self.config_path],
+                                         stdout=self.stderr, stderr=subprocess.STDOUT)
+            deadline = time.monotonic() + 15
+            while self.proc.poll() is None and not owns_listener(self.proc.pid, self.port) \
+                    and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if self.proc.poll() is None:
+                break
+            self.stderr.close()
+            with open(self.stderr_path, "rb") as f:
+                f.seek(start_at)
+                said = f.read().decode("utf-8", "replace")
+            if attempt == 2 or "address already in use" not in said:
+                raise RuntimeError("transgate exited during start-up:\n" + said)
+            old = "127.0.0.1:%d" % self.port
+            self.port = free_port()
+            for lst in self.config["listeners"]:
+                if lst["address"] == old:
+                    lst["address"] = "127.0.0.1:%d" % self.port
+            with open(self.config_path, "w") as f:
+                json.dump(self.config, f, indent=2)
         wait_port(self.port, self.proc)
         # The admin socket is opened after the listeners: wait for it too,
         # so a test's first admin request does not race the start-up.
