@@ -213,10 +213,9 @@ static int audit_is_mac_hex(const char *s, size_t n)
     return 1;
 }
 
-/* Decimal digits of v; returns their count (at most 20). */
-static size_t audit_lltoa(long long v, char out[24])
+/* Decimal digits of u, then a NUL; returns their count (at most 20). */
+static size_t audit_ulltoa(unsigned long long u, char *out)
 {
-    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
     char tmp[24];
     size_t n = 0, i = 0;
 
@@ -224,12 +223,19 @@ static size_t audit_lltoa(long long v, char out[24])
         tmp[n++] = (char)('0' + u % 10);
         u /= 10;
     } while (u != 0);
-    if (v < 0)
-        out[i++] = '-';
     while (n > 0)
         out[i++] = tmp[--n];
     out[i] = '\0';
     return i;
+}
+
+/* The same for a signed value (at most 21 characters). */
+static size_t audit_lltoa(long long v, char out[24])
+{
+    if (v >= 0)
+        return audit_ulltoa((unsigned long long)v, out);
+    out[0] = '-';
+    return 1 + audit_ulltoa(0ULL - (unsigned long long)v, out + 1);
 }
 
 /* RFC 3339 UTC with milliseconds: 2026-11-22T08:30:01.123Z (24 chars).
@@ -1135,7 +1141,7 @@ static int audit_format_one(audit_log *a, const audit_entry *e)
     memcpy(head + 7, tsbuf, hl);
     memcpy(head + 7 + hl, "\",\"seq\":", 8);
     hl += 15;
-    hl += audit_lltoa((long long)(a->seq + 1), head + hl);
+    hl += audit_ulltoa((unsigned long long)(a->seq + 1), head + hl);
     /* The line is head + ("," + body without '{' | "}") + ,"mac":"..."} \n */
     if (body == NULL || hl + dlen + AUDIT_MAC_SUFFIX_LEN > AUDIT_LINE_MAX) {
         log_err("audit: a record of %zu bytes exceeds the %d-byte line "
@@ -1521,7 +1527,18 @@ static int audit_flush_pend(audit_log *a)
 }
 
 /* Wait for work.  Called and returns with mu held; sets *now. */
+static void audit_wait_once(audit_log *a, long long *now);
+
+/* Wait for work.  Called and returns with mu held; sets *now.  Whatever
+ * ends the wait, the records then queued are taken: the next record opens
+ * a new window. */
 static void audit_wait(audit_log *a, long long *now)
+{
+    audit_wait_once(a, now);
+    a->batch_deadline_ms = 0;
+}
+
+static void audit_wait_once(audit_log *a, long long *now)
 {
     for (;;) {
         long long deadline = -1;
@@ -1539,25 +1556,23 @@ static void audit_wait(audit_log *a, long long *now)
             deadline = a->retry_at_ms;
             if (a->stop && a->stop_deadline_ms < deadline)
                 deadline = a->stop_deadline_ms;
-        } else if (work || a->stop || a->flushers > 0 ||
-                   (a->count > 0 && (a->batch_ms == 0 ||
+        } else if (work || a->stop ||
+                   (a->count > 0 && (a->batch_ms == 0 || a->flushers > 0 ||
                                      a->count >= a->batch_wake))) {
-            a->batch_deadline_ms = 0;
             return;
-        } else if (a->count > 0) {
-            /* The batch window: records keep arriving without waking the
-             * writer, which then writes (and syncs) them together.  One
-             * wake-up and one sync per window instead of one per record
-             * or two; see docs/audit.md. */
-            if (a->batch_deadline_ms == 0)
-                a->batch_deadline_ms = *now + a->batch_ms;
-            if (*now >= a->batch_deadline_ms) {
-                a->batch_deadline_ms = 0;
-                return;
-            }
-            deadline = a->batch_deadline_ms;
         } else {
-            if (a->have_syslog && a->sys.backlog_sent < a->sys.backlog.len)
+            if (a->count > 0) {
+                /* The batch window: records keep arriving without waking
+                 * the writer, which then writes (and syncs) them together.
+                 * One wake-up and one sync per window instead of one per
+                 * record or two; see docs/audit.md. */
+                if (a->batch_deadline_ms == 0)
+                    a->batch_deadline_ms = *now + a->batch_ms;
+                deadline = a->batch_deadline_ms;
+            }
+            /* The other timers keep their time during a window. */
+            if (a->have_syslog && a->sys.backlog_sent < a->sys.backlog.len &&
+                (deadline < 0 || *now + AUDIT_RETRY_MIN_MS < deadline))
                 deadline = *now + AUDIT_RETRY_MIN_MS;
             if (a->fsync_policy == AUDIT_FSYNC_INTERVAL && a->dirty) {
                 long long d = a->last_sync_ms + a->fsync_interval_ms;
@@ -1783,9 +1798,9 @@ audit_log *audit_open(const audit_conf *conf, FILE *errs)
     a->fsync_interval_ms = conf->fsync_interval_ms > 0 ? conf->fsync_interval_ms
                                                        : 1000;
     a->batch_ms = conf->batch_ms;
-    /* A batch of AUDIT_BATCH records (or half the queue) does not wait for
-     * the window to end. */
-    a->batch_wake = a->cap / 2 < AUDIT_BATCH ? a->cap / 2 : AUDIT_BATCH;
+    /* A batch of AUDIT_BATCH records (or a quarter of the queue) does not
+     * wait for the window to end. */
+    a->batch_wake = a->cap / 4 < AUDIT_BATCH ? a->cap / 4 : AUDIT_BATCH;
     if (a->batch_wake == 0)
         a->batch_wake = 1;
     a->retry_ms = AUDIT_RETRY_MIN_MS;

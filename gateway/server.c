@@ -174,24 +174,58 @@ static int same_str(const char *a, const char *b)
     return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
-/* The audit trail is opened once, at start: a reload cannot move or retune
- * it, so a changed "audit" section is said out loud rather than ignored. */
-static int same_audit(const tg_config *a, const tg_config *b)
+/* The audit trail is opened once, at start, and a reload cannot move or
+ * retune it: a reload whose "audit" section differs from what the trail
+ * was opened with says so rather than leaving it unnoticed.  This is what
+ * the trail runs with (copied: the runtime it came from goes on reload). */
+typedef struct audit_opened {
+    char *path, *key_file, *syslog;
+    int fsync;
+    long fsync_interval_ms, batch_ms, queue_size;
+    bool continue_on_failure;
+} audit_opened;
+
+static int audit_opened_set(audit_opened *o, const tg_config *c)
 {
-    return same_str(a->audit_path, b->audit_path) &&
-           same_str(a->audit_key_file, b->audit_key_file) &&
-           same_str(a->audit_syslog, b->audit_syslog) &&
-           a->audit_fsync == b->audit_fsync &&
-           a->audit_fsync_interval_ms == b->audit_fsync_interval_ms &&
-           a->audit_batch_ms == b->audit_batch_ms &&
-           a->audit_queue_size == b->audit_queue_size &&
-           a->audit_continue_on_failure == b->audit_continue_on_failure;
+    memset(o, 0, sizeof(*o));
+    o->path = c->audit_path != NULL ? strdup(c->audit_path) : NULL;
+    o->key_file = c->audit_key_file != NULL ? strdup(c->audit_key_file) : NULL;
+    o->syslog = c->audit_syslog != NULL ? strdup(c->audit_syslog) : NULL;
+    o->fsync = c->audit_fsync;
+    o->fsync_interval_ms = c->audit_fsync_interval_ms;
+    o->batch_ms = c->audit_batch_ms;
+    o->queue_size = c->audit_queue_size;
+    o->continue_on_failure = c->audit_continue_on_failure;
+    return (c->audit_path != NULL && o->path == NULL) ||
+           (c->audit_key_file != NULL && o->key_file == NULL) ||
+           (c->audit_syslog != NULL && o->syslog == NULL) ? -1 : 0;
+}
+
+static void audit_opened_free(audit_opened *o)
+{
+    free(o->path);
+    free(o->key_file);
+    free(o->syslog);
+    memset(o, 0, sizeof(*o));
+}
+
+static int audit_unchanged(const audit_opened *o, const tg_config *c)
+{
+    return same_str(o->path, c->audit_path) &&
+           same_str(o->key_file, c->audit_key_file) &&
+           same_str(o->syslog, c->audit_syslog) &&
+           o->fsync == c->audit_fsync &&
+           o->fsync_interval_ms == c->audit_fsync_interval_ms &&
+           o->batch_ms == c->audit_batch_ms &&
+           o->queue_size == c->audit_queue_size &&
+           o->continue_on_failure == c->audit_continue_on_failure;
 }
 
 /* SIGHUP: validate the file again, build a complete new runtime, and only
  * then hand it over.  Any problem keeps the running configuration.
  * Returns the new runtime (one reference) or NULL. */
-static const tg_runtime *reload(const char *path, const tg_runtime *cur)
+static const tg_runtime *reload(const char *path, const tg_runtime *cur,
+                                const audit_opened *opened)
 {
     tg_config *cfg;
     tg_runtime *next;
@@ -223,7 +257,7 @@ static const tg_runtime *reload(const char *path, const tg_runtime *cur)
     }
     free(msg);
     log_info("configuration reloaded from %s", path);
-    if (!same_audit(cur->cfg, next->cfg))
+    if (!audit_unchanged(opened, next->cfg))
         log_warn("reload: the \"audit\" section changed; the trail keeps its "
                  "settings until the gateway is restarted");
     return next;
@@ -238,9 +272,11 @@ int server_run(const char *config_path)
     suspend_state *susp = NULL;
     admin *ad = NULL;
     audit_conf ac;
+    audit_opened opened;
     int nworkers = 0, started = 0, rc = 1;
     sigset_t set;
 
+    memset(&opened, 0, sizeof(opened));
     cfg = config_load(config_path, stderr);
     if (cfg == NULL)
         return 1;
@@ -261,6 +297,10 @@ int server_run(const char *config_path)
     for (size_t i = 0; i < rt->cfg->n_listeners; i++)
         if (front_address_free(&rt->cfg->listeners[i]) != 0)
             goto out;
+    if (audit_opened_set(&opened, rt->cfg) != 0) {
+        log_err("out of memory");
+        goto out;
+    }
     if (rt->cfg->audit_path == NULL) {
 #ifdef TG_BENCH_NO_AUDIT
         log_warn("BENCHMARK BUILD: serving without an audit trail");
@@ -345,7 +385,7 @@ int server_run(const char *config_path)
             log_info("SIGUSR1: audit trail reopened");
         }
         if (sig == SIGHUP) {
-            const tg_runtime *next = reload(config_path, rt);
+            const tg_runtime *next = reload(config_path, rt, &opened);
             if (next == NULL) {
                 json_t *ev = json_pack("{s:s, s:s}", "event", "reload", "result", "refused");
                 if (ev != NULL && (audit == NULL || audit_submit(audit, ev) != 0))
@@ -383,6 +423,7 @@ out:
         audit_close(audit);
     }
     runtime_unref(rt);
+    audit_opened_free(&opened);
     curl_global_cleanup();
     if (rc == 0)
         log_info("stopped");

@@ -55,23 +55,25 @@ def _listen_inodes(port):
     return inodes
 
 
-def owns_listener(pid, port):
-    """Whether process `pid` itself holds a socket listening on `port`: a
-    connection that succeeds may have reached another test's server on a
-    port that free_port handed out twice."""
+def listeners_of(pid, port):
+    """(ours, others): how many sockets listening on `port` process `pid`
+    holds, and how many other processes hold.  A successful connection
+    proves neither: it may reach another test's server on a port that
+    free_port handed out twice."""
     want = _listen_inodes(port)
+    ours = 0
     try:
         fds = os.listdir("/proc/%d/fd" % pid)
     except OSError:
-        return False
+        fds = []
     for fd in fds:
         try:
             link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
         except OSError:
             continue
         if link.startswith("socket:[") and link[8:-1] in want:
-            return True
-    return False
+            ours += 1
+    return ours, len(want) - ours
 
 
 def wait_port(port, proc=None, timeout=15.0, host="127.0.0.1"):
@@ -205,32 +207,40 @@ class Gateway:
 
     def start(self):
         # free_port's port may be taken again before the gateway binds it
-        # (tests run in parallel): the gateway then refuses to start, and a
-        # new port is tried.  Listening is checked on the process itself, so
-        # that another test's server on the same port is never mistaken for
-        # this one.
+        # (tests run in parallel): the gateway then refuses to start, or,
+        # when two start at the same instant, both listen (SO_REUSEPORT).
+        # Listening is checked in /proc on this process and no other, and
+        # with the default listener a new port is tried (three attempts).
+        own_port = [l["address"] for l in self.config["listeners"]] == \
+            ["127.0.0.1:%d" % self.port]
         for attempt in range(3):
             self.stderr = open(self.stderr_path, "ab")
             start_at = self.stderr.tell()
             self.proc = subprocess.Popen([self.binary, "serve", "-c", self.config_path],
                                          stdout=self.stderr, stderr=subprocess.STDOUT)
             deadline = time.monotonic() + 15
-            while self.proc.poll() is None and not owns_listener(self.proc.pid, self.port) \
-                    and time.monotonic() < deadline:
+            ours = others = 0
+            while self.proc.poll() is None and time.monotonic() < deadline:
+                ours, others = listeners_of(self.proc.pid, self.port)
+                if ours > 0:
+                    break
                 time.sleep(0.02)
-            if self.proc.poll() is None:
+            if self.proc.poll() is None and ours > 0 and others == 0:
                 break
+            shared = self.proc.poll() is None and ours > 0
+            if self.proc.poll() is None:
+                self.proc.terminate()
+                self.proc.wait(10)
             self.stderr.close()
             with open(self.stderr_path, "rb") as f:
                 f.seek(start_at)
                 said = f.read().decode("utf-8", "replace")
-            if attempt == 2 or "address already in use" not in said:
-                raise RuntimeError("transgate exited during start-up:\n" + said)
-            old = "127.0.0.1:%d" % self.port
+            lost = shared or "address already in use" in said
+            if not own_port or attempt == 2 or not lost:
+                raise RuntimeError("transgate did not start listening on port %d%s:\n%s" % (
+                    self.port, " alone" if shared else "", said))
             self.port = free_port()
-            for lst in self.config["listeners"]:
-                if lst["address"] == old:
-                    lst["address"] = "127.0.0.1:%d" % self.port
+            self.config["listeners"][0]["address"] = "127.0.0.1:%d" % self.port
             with open(self.config_path, "w") as f:
                 json.dump(self.config, f, indent=2)
         wait_port(self.port, self.proc)

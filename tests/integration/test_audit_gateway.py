@@ -391,6 +391,17 @@ class FailureAndRotationTest(unittest.TestCase):
                 json.dump(gw.config, f)
             reload(2)
             self.assertEqual(gw.diagnostics().count(warning), 1)
+            # Compared with what the trail was opened with, not with the
+            # previous reload: the same file again still differs ...
+            reload(3)
+            self.assertEqual(gw.diagnostics().count(warning), 2)
+            # ... and the original settings again do not.
+            gw.config["audit"]["path"] = gw.audit_path
+            del gw.config["audit"]["batch_ms"]
+            with open(gw.config_path, "w") as f:
+                json.dump(gw.config, f)
+            reload(4)
+            self.assertEqual(gw.diagnostics().count(warning), 2)
             # The trail stays where it was, and the gateway serves on.
             st, _, _ = gw.request("POST", "/v2/translate", "text=x&target_lang=DE", FORM,
                                   client="office")
@@ -399,7 +410,7 @@ class FailureAndRotationTest(unittest.TestCase):
             self.assertFalse(os.path.exists(moved))
             recs = gw.audit_records()
             self.assertEqual([r.get("event") for r in recs if "event" in r],
-                             ["start", "reload", "reload", "stop"])
+                             ["start", "reload", "reload", "reload", "reload", "stop"])
             self.assertEqual(sum(1 for r in recs if "event" not in r), 1)
             self.assertEqual(verify(gw, gw.audit_path)[0], 0)
         finally:

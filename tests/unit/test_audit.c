@@ -492,6 +492,7 @@ static void test_text_mac_is_hmac_of_exact_bytes(void **state)
         assert_string_equal(got, want);
         audit_close(b);
         unlink(key2);
+        unlink(path2);
     }
     /* Different from the chain subkey's digest of the same bytes. */
     derive("transgate audit chain v1", tk);
@@ -936,7 +937,7 @@ static void test_batch_window_gathers_records(void **state)
     c.path = path;
     c.key_file = g_key;
     c.fsync = AUDIT_FSYNC_ALWAYS;
-    c.queue_size = 64;          /* a full batch: 32 records */
+    c.queue_size = 64;          /* a full batch: 16 records */
     c.batch_ms = 1000;
     c.refuse_on_failure = 1;
     a = audit_open(&c, stderr);
@@ -952,7 +953,7 @@ static void test_batch_window_gathers_records(void **state)
         assert_int_equal(written_now(a), 0);
     wait_written(a, 1);
 
-    /* A full batch goes out at once: well before its window ends. */
+    /* Full batches go out at once: well before their window ends. */
     clock_gettime(CLOCK_MONOTONIC, &t0);
     commit_n(a, 1, 32);
     wait_written(a, 33);
