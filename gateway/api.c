@@ -953,8 +953,10 @@ int api_json_put_str(tg_buf *out, const char *s, size_t len)
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0, run = 0;
 
-    if (len > 0 && s == NULL)
+    if (len > 0 && s == NULL) {
+        tg_buf_free(out);
         return -1;
+    }
     if (tg_buf_add(out, "\"", 1) != 0)
         return -1;
     while (i < len) {
