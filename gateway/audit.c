@@ -912,16 +912,20 @@ static void audit_syslog_send(audit_log *a, const char *line, size_t len,
 
 /* Append n bytes, or only count them once the record is too long for a
  * line (the writer then records its size) or memory ran out. */
-static void audit_rec_put(audit_rec *r, const void *p, size_t n)
+/* Room for n more bytes at the end of the record, or NULL once it has
+ * failed or passed AUDIT_LINE_MAX (want still counts them). */
+static char *audit_rec_room(audit_rec *r, size_t n)
 {
+    char *at;
+
     r->want += n;
     if (r->failed || r->data == NULL)
-        return;
+        return NULL;
     if (r->want > AUDIT_LINE_MAX) {
         free(r->data);
         r->data = NULL;
         r->len = r->alloc = 0;
-        return;
+        return NULL;
     }
     if (r->len + n + 1 > r->alloc) {
         size_t na = r->alloc;
@@ -936,13 +940,32 @@ static void audit_rec_put(audit_rec *r, const void *p, size_t n)
             r->data = NULL;
             r->len = r->alloc = 0;
             r->failed = 1;
-            return;
+            return NULL;
         }
         r->data = d;
         r->alloc = na;
     }
-    memcpy(r->data + r->len, p, n);
+    at = r->data + r->len;
     r->len += n;
+    return at;
+}
+
+static void audit_rec_put(audit_rec *r, const void *p, size_t n)
+{
+    char *at = audit_rec_room(r, n);
+
+    if (at != NULL)
+        memcpy(at, p, n);
+}
+
+/* How many leading characters of s need no escaping. */
+static size_t audit_plain_len(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+
+    while (*p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
+        p++;
+    return (size_t)(p - (const unsigned char *)s);
 }
 
 static int audit_rec_dump_cb(const char *buf, size_t size, void *data)
@@ -981,7 +1004,19 @@ void audit_rec_free(audit_rec *r)
 static void audit_rec_string(audit_rec *r, const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
+    size_t plain = audit_plain_len(s);
 
+    if (s[plain] == '\0') {
+        /* Nothing to escape (names, codes, digests): one append. */
+        char *at = audit_rec_room(r, plain + 2);
+
+        if (at != NULL) {
+            at[0] = '"';
+            memcpy(at + 1, s, plain);
+            at[plain + 1] = '"';
+        }
+        return;
+    }
     audit_rec_put(r, "\"", 1);
     while (*p != '\0') {
         const unsigned char *run = p;
@@ -1052,6 +1087,23 @@ static void audit_rec_string(audit_rec *r, const char *s)
 /* The separator and key before a value. */
 static void audit_rec_key(audit_rec *r, const char *key)
 {
+    size_t klen;
+    char *at;
+
+    if (key != NULL && key[klen = audit_plain_len(key)] == '\0') {
+        /* The common case in one append: ,"key": */
+        at = audit_rec_room(r, (r->comma ? 1 : 0) + klen + 3);
+        if (at != NULL) {
+            if (r->comma)
+                *at++ = ',';
+            at[0] = '"';
+            memcpy(at + 1, key, klen);
+            at[klen + 1] = '"';
+            at[klen + 2] = ':';
+        }
+        r->comma = 1;
+        return;
+    }
     if (r->comma)
         audit_rec_put(r, ",", 1);
     r->comma = 1;
