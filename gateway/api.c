@@ -13,6 +13,8 @@
 
 #include <jansson.h>
 
+#include "h1.h"
+
 /* Longest field name we ever echo back for an unknown field. */
 #define API_NAME_ECHO_MAX 32
 /* Caps on the short single-valued fields; texts and context are bounded by
@@ -511,43 +513,13 @@ static api_err check_required(const tg_translate_req *r, const char **field)
 
 /* --------------------------------------------------------------- form */
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decode application/x-www-form-urlencoded bytes into out (which has room
  * for len bytes plus NUL).  Returns the decoded length or (size_t)-1. */
 static size_t form_decode(const char *in, size_t len, char *out)
 {
-    size_t i, o = 0;
+    long n = h1_form_decode(in, len, out, len + 1);
 
-    for (i = 0; i < len; i++) {
-        char c = in[i];
-        if (c == '+') {
-            out[o++] = ' ';
-        } else if (c == '%') {
-            int h, l;
-            if (len - i < 3)
-                return (size_t)-1;
-            h = hexval((unsigned char)in[i + 1]);
-            l = hexval((unsigned char)in[i + 2]);
-            if (h < 0 || l < 0)
-                return (size_t)-1;
-            out[o++] = (char)(h * 16 + l);
-            i += 2;
-        } else {
-            out[o++] = c;
-        }
-    }
-    out[o] = '\0';
-    return o;
+    return n < 0 ? (size_t)-1 : (size_t)n;
 }
 
 static api_err parse_form(const char *body, size_t len, tg_translate_req *r,

@@ -152,7 +152,7 @@ struct audit_log {
     size_t rb_rel_span;             /* ring bytes formatted, to release */
     size_t rb_rel_tail;             /* the ring's tail after that release */
     time_t ts_sec;                  /* the second ts_prefix was made for */
-    char ts_prefix[24];             /* "2026-11-22T08:30:01" */
+    char ts_prefix[32];             /* "2026-11-22T08:30:01" */
     int dirty;                      /* written since the last fsync */
     long long last_sync_ms;
     int have_syslog;
@@ -238,22 +238,32 @@ static size_t audit_lltoa(long long v, char out[24])
     return 1 + audit_ulltoa(0ULL - (unsigned long long)v, out + 1);
 }
 
-/* RFC 3339 UTC with milliseconds: 2026-11-22T08:30:01.123Z (24 chars).
- * Writer thread only: the date and time of day are formatted once per
- * second. */
+void audit_format_time(const struct timespec *ts, char out[32])
+{
+    struct tm tm;
+    size_t n;
+
+    gmtime_r(&ts->tv_sec, &tm);
+    n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 32 - n, ".%03dZ", (int)(ts->tv_nsec / 1000000L) % 1000);
+}
+
+/* audit_format_time for the writer thread, which stamps thousands of
+ * records a second: the date and time of day are formatted once per
+ * second, the milliseconds by hand. */
 static void audit_format_ts(audit_log *a, const struct timespec *ts, char out[32])
 {
     int ms = (int)(ts->tv_nsec / 1000000L) % 1000;
     size_t n;
 
     if (a->ts_prefix[0] == '\0' || ts->tv_sec != a->ts_sec) {
-        struct tm tm;
-
-        gmtime_r(&ts->tv_sec, &tm);
-        if (strftime(a->ts_prefix, sizeof(a->ts_prefix), "%Y-%m-%dT%H:%M:%S",
-                     &tm) == 0)
-            a->ts_prefix[0] = '\0';
+        audit_format_time(ts, out);
+        n = strlen(out);
+        n = n >= 5 ? n - 5 : 0;         /* without ".mmmZ" */
+        memcpy(a->ts_prefix, out, n);
+        a->ts_prefix[n] = '\0';
         a->ts_sec = ts->tv_sec;
+        return;
     }
     n = strlen(a->ts_prefix);
     memcpy(out, a->ts_prefix, n);

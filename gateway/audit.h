@@ -23,6 +23,7 @@
 
 #include <stddef.h>
 #include <stdio.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -220,6 +221,10 @@ typedef struct audit_stats {
 /* A consistent snapshot of the counters (for /metrics and /readyz).
  * Cannot fail. */
 void audit_get_stats(audit_log *a, audit_stats *out);
+
+/* ts as the trail writes it: RFC 3339 UTC with milliseconds,
+ * "2026-11-22T08:30:01.123Z".  Cannot fail. */
+void audit_format_time(const struct timespec *ts, char out[32]);
 
 /* Whether the kernel considers the system clock synchronised (LOG-5):
  * 1 yes, 0 no (STA_UNSYNC), -1 unknown.  For the "start" event.

@@ -267,6 +267,37 @@ static int hexval(char c)
     return -1;
 }
 
+long h1_form_decode(const char *in, size_t len, char *out, size_t cap)
+{
+    size_t n = 0;
+
+    if (cap == 0)
+        return -2;
+    for (size_t i = 0; i < len; i++) {
+        char c = in[i];
+
+        if (c == '+') {
+            c = ' ';
+        } else if (c == '%') {
+            int hi, lo;
+
+            if (len - i < 3)
+                return -1;
+            hi = hexval(in[i + 1]);
+            lo = hexval(in[i + 2]);
+            if (hi < 0 || lo < 0)
+                return -1;
+            c = (char)(hi * 16 + lo);
+            i += 2;
+        }
+        if (n + 1 >= cap)
+            return -2;
+        out[n++] = c;
+    }
+    out[n] = '\0';
+    return (long)n;
+}
+
 long h1_query_arg(const char *query, const char *name, char *out, size_t cap)
 {
     size_t nl = strlen(name);
@@ -278,28 +309,9 @@ long h1_query_arg(const char *query, const char *name, char *out, size_t cap)
         const char *end = strchr(p, '&');
         size_t seg = end != NULL ? (size_t)(end - p) : strlen(p);
         if (seg > nl && strncmp(p, name, nl) == 0 && p[nl] == '=') {
-            size_t n = 0;
-            for (size_t i = nl + 1; i < seg; i++) {
-                char c = p[i];
-                if (c == '+') {
-                    c = ' ';
-                } else if (c == '%') {
-                    int hi, lo;
-                    if (i + 2 >= seg)
-                        return -2;
-                    hi = hexval(p[i + 1]);
-                    lo = hexval(p[i + 2]);
-                    if (hi < 0 || lo < 0)
-                        return -2;
-                    c = (char)(hi * 16 + lo);
-                    i += 2;
-                }
-                if (n + 1 >= cap)
-                    return -2;
-                out[n++] = c;
-            }
-            out[n] = '\0';
-            return (long)n;
+            long n = h1_form_decode(p + nl + 1, seg - nl - 1, out, cap);
+
+            return n < 0 ? -2 : n;
         }
         if (seg == nl && strncmp(p, name, nl) == 0) {
             out[0] = '\0';

@@ -74,6 +74,12 @@ h1_err h1_parse_head(char *buf, size_t len, h1_head *h);
  * Borrowed from the head's buffer.  Cannot fail. */
 const char *h1_field_get(const h1_head *h, const char *name);
 
+/* Decode application/x-www-form-urlencoded bytes in[0..len) ('+' and
+ * percent escapes; NUL bytes are kept) into out (cap bytes including the
+ * NUL).  Returns the decoded length, -1 when an escape is malformed, -2
+ * when the result does not fit.  Form bodies and query strings share it. */
+long h1_form_decode(const char *in, size_t len, char *out, size_t cap);
+
 /* Decode the query string argument named name (percent and '+' decoding)
  * into out (cap bytes including the NUL).  Returns its length, -1 when it
  * is absent (or query is NULL), -2 when it is malformed or does not fit. */

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "audit.h"
+
 /* Tombstones kept for suspended upstreams a reload removed (see below). */
 #define SUSPEND_MAX_TOMBSTONES 1024
 
@@ -239,24 +241,13 @@ int suspend_known(suspend_state *s, const char *upstream)
     return known;
 }
 
-/* RFC 3339 UTC with milliseconds, as the audit trail's "ts". */
-static void format_time(const struct timespec *t, char out[32])
-{
-    struct tm tm;
-    size_t n;
-
-    gmtime_r(&t->tv_sec, &tm);
-    n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 32 - n, ".%03dZ", (int)(t->tv_nsec / 1000000L) % 1000);
-}
-
 /* Add "since" and, when known, who to o.  Returns 0 or -1. */
 static int add_since(json_t *o, const struct timespec *since,
                      const suspend_actor *who)
 {
     char ts[32];
 
-    format_time(since, ts);
+    audit_format_time(since, ts);
     if (json_object_set_new(o, "since", json_string(ts)) != 0)
         return -1;
     if (who != NULL && who->uid >= 0 &&

@@ -706,10 +706,11 @@ static void on_accept(ev_handler *h, uint32_t events)
     }
 }
 
-int front_address_free(const tg_listener_conf *conf)
+/* The listener's numeric address, or NULL after logging why not. */
+static struct addrinfo *front_resolve(const tg_listener_conf *conf)
 {
     struct addrinfo hints, *ai = NULL;
-    int fd, one = 1, rc, err = 0;
+    int rc;
 
     memset(&hints, 0, sizeof(hints));
     hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
@@ -717,8 +718,18 @@ int front_address_free(const tg_listener_conf *conf)
     rc = getaddrinfo(conf->host, conf->port, &hints, &ai);
     if (rc != 0) {
         log_err("listener %s: %s", conf->address, gai_strerror(rc));
-        return -1;
+        return NULL;
     }
+    return ai;
+}
+
+int front_address_free(const tg_listener_conf *conf)
+{
+    struct addrinfo *ai = front_resolve(conf);
+    int fd, one = 1, err = 0;
+
+    if (ai == NULL)
+        return -1;
     fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         err = errno;
@@ -747,21 +758,16 @@ int front_address_free(const tg_listener_conf *conf)
 int front_listen(worker *w, front_listener *l, const tg_listener_conf *conf,
                  SSL_CTX *ctx)
 {
-    struct addrinfo hints, *ai = NULL;
-    int fd = -1, one = 1, rc;
+    struct addrinfo *ai;
+    int fd = -1, one = 1;
 
     l->w = w;
     l->ctx = ctx;
     l->h.fn = on_accept;
     l->fd = -1;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
-    hints.ai_socktype = SOCK_STREAM;
-    rc = getaddrinfo(conf->host, conf->port, &hints, &ai);
-    if (rc != 0) {
-        log_err("listener %s: %s", conf->address, gai_strerror(rc));
+    ai = front_resolve(conf);
+    if (ai == NULL)
         return -1;
-    }
     fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         goto fail;

@@ -38,6 +38,18 @@ def free_port():
         return s.getsockname()[1]
 
 
+def fill_disk(path):
+    """Write zeros to path until its file system is full."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def _listen_inodes(port):
     """Socket inodes listening on TCP port `port` (any address)."""
     inodes = set()
@@ -282,6 +294,18 @@ class Gateway:
     def ssl_context(self):
         ctx = ssl.create_default_context(cafile=self.certs.ca)
         return ctx
+
+    def tls_socket(self, timeout=10):
+        """A TLS connection to the gateway for raw HTTP bytes (use with
+        `with`); timeout applies to every send and receive."""
+        raw = socket.create_connection(("127.0.0.1", self.port))
+        try:
+            s = self.ssl_context().wrap_socket(raw, server_hostname="localhost")
+        except BaseException:
+            raw.close()
+            raise
+        s.settimeout(timeout)
+        return s
 
     def connection(self, timeout=30):
         return http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout,

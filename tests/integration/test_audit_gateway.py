@@ -295,14 +295,7 @@ class FailureAndRotationTest(unittest.TestCase):
             self.assertEqual(ok()[0], 200)
             wait_records(gw, lambda r: sum(1 for x in r if "event" not in x) == 1)
             filler = os.path.join(disk, "filler")
-            fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-            try:
-                while True:
-                    os.write(fd, b"\0" * 4096)
-            except OSError:
-                pass
-            finally:
-                os.close(fd)
+            harness.fill_disk(filler)
             # Records still fit in the file's last page for a while; then
             # the writer fails and the trail refuses.
             statuses = []

@@ -109,12 +109,9 @@ def read_response(s, buf=b""):
 def raw_exchange(payload, timeout=5):
     """Send payload over TLS as is and read one response; returns the raw
     response bytes (b"" when the gateway closed without answering)."""
-    ctx = GW.ssl_context()
-    with socket.create_connection(("127.0.0.1", GW.port)) as raw:
-        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
-            s.sendall(payload)
-            s.settimeout(timeout)
-            st, head, body, _ = read_response(s)
+    with GW.tls_socket(timeout) as s:
+        s.sendall(payload)
+        st, head, body, _ = read_response(s)
     if st is None:
         return b""
     return head + b"\r\n\r\n" + body
@@ -301,31 +298,29 @@ class RejectTest(Base):
         self.assertEqual(self.stub_since(mark), [])
 
     def test_oversized_chunked_body_is_413(self):
-        ctx = GW.ssl_context()
-        with socket.create_connection(("127.0.0.1", GW.port)) as raw:
-            with ctx.wrap_socket(raw, server_hostname="localhost") as s:
-                s.sendall(("POST /v2/translate HTTP/1.1\r\nHost: x\r\n"
-                           "Authorization: DeepL-Auth-Key %s\r\n"
-                           "Content-Type: application/x-www-form-urlencoded\r\n"
-                           "Transfer-Encoding: chunked\r\n\r\n" % GW.keys["terminal-a"]).encode())
-                chunk = b"a" * 16384
+        with GW.tls_socket() as s:
+            s.sendall(("POST /v2/translate HTTP/1.1\r\nHost: x\r\n"
+                       "Authorization: DeepL-Auth-Key %s\r\n"
+                       "Content-Type: application/x-www-form-urlencoded\r\n"
+                       "Transfer-Encoding: chunked\r\n\r\n" % GW.keys["terminal-a"]).encode())
+            chunk = b"a" * 16384
+            try:
+                for _ in range(10):
+                    s.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                s.sendall(b"0\r\n\r\n")
+            except OSError:
+                pass
+            data = b""
+            while True:
                 try:
-                    for _ in range(10):
-                        s.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                    s.sendall(b"0\r\n\r\n")
+                    d = s.recv(65536)
                 except OSError:
-                    pass
-                data = b""
-                while True:
-                    try:
-                        d = s.recv(65536)
-                    except OSError:
-                        break
-                    if not d:
-                        break
-                    data += d
-                    if b"\r\n\r\n" in data and data.rstrip().endswith(b"}"):
-                        break
+                    break
+                if not d:
+                    break
+                data += d
+                if b"\r\n\r\n" in data and data.rstrip().endswith(b"}"):
+                    break
         self.assertTrue(data.startswith(b"HTTP/1.1 413"), data[:100])
 
     def test_malformed_bodies_are_400_naming_the_problem(self):
@@ -429,29 +424,23 @@ class Http11Test(Base):
     def test_pipelined_requests_are_answered_in_order(self):
         bodies = [form(text="p%d" % i, target_lang="DE") for i in range(3)]
         payload = "".join(self.head(b) + b for b in bodies).encode()
-        ctx = GW.ssl_context()
-        with socket.create_connection(("127.0.0.1", GW.port)) as raw:
-            with ctx.wrap_socket(raw, server_hostname="localhost") as s:
-                s.settimeout(10)
-                s.sendall(payload)
-                rest = b""
-                for i in range(3):
-                    st, head, body, rest = read_response(s, rest)
-                    self.assertEqual(st, 200)
-                    self.assertNotIn(b"connection: close", head)
-                    self.assertEqual(json.loads(body)["translations"][0]["text"], "[DE] P%d" % i)
+        with GW.tls_socket() as s:
+            s.sendall(payload)
+            rest = b""
+            for i in range(3):
+                st, head, body, rest = read_response(s, rest)
+                self.assertEqual(st, 200)
+                self.assertNotIn(b"connection: close", head)
+                self.assertEqual(json.loads(body)["translations"][0]["text"], "[DE] P%d" % i)
 
     def test_expect_100_continue_gets_the_go_ahead_before_the_body(self):
         body = form(text="continued", target_lang="DE")
-        ctx = GW.ssl_context()
-        with socket.create_connection(("127.0.0.1", GW.port)) as raw:
-            with ctx.wrap_socket(raw, server_hostname="localhost") as s:
-                s.settimeout(10)
-                s.sendall(self.head(body, "Expect: 100-continue\r\n").encode())
-                got = s.recv(4096)
-                self.assertEqual(got, b"HTTP/1.1 100 Continue\r\n\r\n")
-                s.sendall(body.encode())
-                st, _, data, _ = read_response(s)
+        with GW.tls_socket() as s:
+            s.sendall(self.head(body, "Expect: 100-continue\r\n").encode())
+            got = s.recv(4096)
+            self.assertEqual(got, b"HTTP/1.1 100 Continue\r\n\r\n")
+            s.sendall(body.encode())
+            st, _, data, _ = read_response(s)
         self.assertEqual(st, 200)
         self.assertEqual(json.loads(data)["translations"][0]["text"], "[DE] CONTINUED")
 
@@ -485,63 +474,54 @@ class Http11Test(Base):
                              ("POST /v2/translate HTTP/1.1", "Connection: close\r\n")):
             payload = (self.head(body, extra).replace("POST /v2/translate HTTP/1.1", first)
                        + body).encode()
-            ctx = GW.ssl_context()
-            with socket.create_connection(("127.0.0.1", GW.port)) as raw:
-                with ctx.wrap_socket(raw, server_hostname="localhost") as s:
-                    s.settimeout(10)
-                    s.sendall(payload)
-                    st, head, data, rest = read_response(s)
-                    self.assertEqual(st, 200)
-                    self.assertIn(b"connection: close", head)
-                    try:
-                        tail = s.recv(100)
-                    except (OSError, ssl.SSLError):
-                        tail = b""
-                    self.assertEqual(rest + tail, b"")
+            with GW.tls_socket() as s:
+                s.sendall(payload)
+                st, head, data, rest = read_response(s)
+                self.assertEqual(st, 200)
+                self.assertIn(b"connection: close", head)
+                try:
+                    tail = s.recv(100)
+                except (OSError, ssl.SSLError):
+                    tail = b""
+                self.assertEqual(rest + tail, b"")
 
     def test_head_answers_carry_no_body(self):
         key = GW.keys["terminal-a"]
         payload = ("HEAD /v2/usage HTTP/1.1\r\nHost: x\r\n\r\n"
                    "GET /v2/usage HTTP/1.1\r\nHost: x\r\n"
                    "Authorization: DeepL-Auth-Key %s\r\n\r\n" % key).encode()
-        ctx = GW.ssl_context()
-        with socket.create_connection(("127.0.0.1", GW.port)) as raw:
-            with ctx.wrap_socket(raw, server_hostname="localhost") as s:
-                s.settimeout(10)
-                s.sendall(payload)
-                buf = b""
-                while buf.count(b"\r\n\r\n") < 2:
-                    buf += s.recv(65536)
-                first, _, rest = buf.partition(b"\r\n\r\n")
-                self.assertTrue(first.startswith(b"HTTP/1.1 405"), first[:40])
-                self.assertIn(b"Content-Length: ", first)
-                # The next response follows the head directly: no body.
-                self.assertTrue(rest.startswith(b"HTTP/1.1 200"), rest[:40])
+        with GW.tls_socket() as s:
+            s.sendall(payload)
+            buf = b""
+            while buf.count(b"\r\n\r\n") < 2:
+                buf += s.recv(65536)
+            first, _, rest = buf.partition(b"\r\n\r\n")
+            self.assertTrue(first.startswith(b"HTTP/1.1 405"), first[:40])
+            self.assertIn(b"Content-Length: ", first)
+            # The next response follows the head directly: no body.
+            self.assertTrue(rest.startswith(b"HTTP/1.1 200"), rest[:40])
 
     def test_refused_upload_is_answered_and_closed_without_a_reset(self):
         # 5 MB declared: answered 413 at once; what the terminal keeps
         # sending is read and dropped, so it sees the answer and then a
         # clean end of stream, not a connection reset.
         body_head = self.head("x" * 5000000).encode()
-        ctx = GW.ssl_context()
-        with socket.create_connection(("127.0.0.1", GW.port)) as raw:
-            with ctx.wrap_socket(raw, server_hostname="localhost") as s:
-                s.settimeout(10)
-                s.sendall(body_head + b"t" * 65536)
-                st, head, body, _ = read_response(s)
-                self.assertEqual(st, 413)
-                self.assertIn(b"connection: close", head)
-                self.assertEqual(json.loads(body)["code"], "body_too_large")
-                for _ in range(16):
-                    try:
-                        s.sendall(b"t" * 32768)
-                    except (OSError, ssl.SSLError):
-                        break
+        with GW.tls_socket() as s:
+            s.sendall(body_head + b"t" * 65536)
+            st, head, body, _ = read_response(s)
+            self.assertEqual(st, 413)
+            self.assertIn(b"connection: close", head)
+            self.assertEqual(json.loads(body)["code"], "body_too_large")
+            for _ in range(16):
                 try:
-                    tail = s.recv(100)
-                except ssl.SSLZeroReturnError:
-                    tail = b""
-                self.assertEqual(tail, b"")
+                    s.sendall(b"t" * 32768)
+                except (OSError, ssl.SSLError):
+                    break
+            try:
+                tail = s.recv(100)
+            except ssl.SSLZeroReturnError:
+                tail = b""
+            self.assertEqual(tail, b"")
 
     def test_languages_type_from_the_query(self):
         st, _, body = GW.request("GET", "/v2/languages?type=target", client="terminal-a")

@@ -456,14 +456,7 @@ class UnrecordedTest(unittest.TestCase):
             audit.update({"path": os.path.join(disk, "audit.jsonl"), "on_failure": on_failure})
             gw = gateway(w.path, audit=audit).start()
             self.assertEqual(translate(gw, "office-a")[0], 200)
-            fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-            try:
-                while True:
-                    os.write(fd, b"\0" * 4096)
-            except OSError:
-                pass
-            finally:
-                os.close(fd)
+            harness.fill_disk(filler)
             # Records still fit in the file's last page for a while.
             deadline = time.monotonic() + 10
             while harness.admin_get(gw.admin, "/readyz")[0] == 200:
