@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <openssl/crypto.h>
@@ -148,13 +147,10 @@ static int cmd_check(int argc, char **argv)
     cfg = config_load(path, stderr);
     if (cfg == NULL)
         return 1;
-    curl_global_init(CURL_GLOBAL_DEFAULT);
     config_print(cfg, stdout);
     rt = runtime_load(cfg, stderr);
-    if (rt == NULL) {
-        curl_global_cleanup();
+    if (rt == NULL)
         return 1;
-    }
     runtime_print(rt, stdout);
     if (rt->cfg->audit_path == NULL) {
         fprintf(stderr, "%s: no \"audit\" section: serve refuses to start without "
@@ -168,12 +164,10 @@ static int cmd_check(int argc, char **argv)
     }
     if (!ok) {
         runtime_free(rt);
-        curl_global_cleanup();
         return 1;
     }
     printf("configuration OK\n");
     runtime_free(rt);
-    curl_global_cleanup();
     return 0;
 }
 
@@ -232,13 +226,11 @@ static int cmd_key(int argc, char **argv)
 
 static int cmd_version(void)
 {
-    curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
     char pcre[64];
 
     pcre2_config(PCRE2_CONFIG_VERSION, pcre);
     printf("transgate %s\n", TG_VERSION);
     printf("  OpenSSL %s\n", OpenSSL_version(OPENSSL_VERSION_STRING));
-    printf("  libcurl %s (%s)\n", cv->version, cv->ssl_version ? cv->ssl_version : "no TLS");
     printf("  libmicrohttpd %s\n", MHD_get_version());
     printf("  PCRE2 %s\n", pcre);
     printf("  Jansson %s\n", jansson_version_str());

@@ -19,8 +19,13 @@
 #include "log.h"
 #include "secret.h"
 #include "tg_buf.h"
+#include "upstream.h"
 
 #define EXPIRY_WARN_DAYS 30
+
+/* Runtime generations: a vendor connection opened under one runtime is
+ * never handed to a request of another (trust may have changed). */
+static _Atomic uint64_t next_gen;
 
 /* Warn when the leaf certificate in ctx expires within EXPIRY_WARN_DAYS. */
 static void warn_expiry(SSL_CTX *ctx, const char *what, FILE *errs)
@@ -163,59 +168,92 @@ fail:
     return NULL;
 }
 
-/* Resolve the vendor host once, here, so curl never starts a resolver
- * thread and the audit trail can name the address used. */
-static int resolve_upstream(rt_upstream *u, FILE *errs)
+/* Resolve host:port once, here, so no transfer ever waits for a resolver
+ * and the audit trail can name the address used.  Returns 0, or -1 after
+ * saying why in errs. */
+static int resolve_addrs(rt_upstream *u, const char *host, int port, FILE *errs)
 {
-    const tg_upstream_conf *c = u->conf;
     struct addrinfo hints, *res = NULL, *ai;
-    char port[16];
-    tg_buf entry;
+    char portstr[16];
+    size_t n = 0;
     int rc;
 
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
-    snprintf(port, sizeof(port), "%d", c->port);
-    rc = getaddrinfo(c->scheme_host, port, &hints, &res);
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    rc = getaddrinfo(host, portstr, &hints, &res);
     if (rc != 0) {
-        fprintf(errs, "upstream %s: cannot resolve %s: %s\n", c->name,
-                c->scheme_host, gai_strerror(rc));
+        fprintf(errs, "upstream %s: cannot resolve %s: %s\n", u->conf->name, host,
+                gai_strerror(rc));
         return -1;
     }
-    tg_buf_init(&entry, 4096);
-    if (strchr(c->scheme_host, ':') != NULL)
-        tg_buf_printf(&entry, "[%s]:%d:", c->scheme_host, c->port);
-    else
-        tg_buf_printf(&entry, "%s:%d:", c->scheme_host, c->port);
+    for (ai = res; ai != NULL; ai = ai->ai_next)
+        n++;
+    u->addrs = calloc(n ? n : 1, sizeof(*u->addrs));
+    if (u->addrs == NULL) {
+        freeaddrinfo(res);
+        return -1;
+    }
     for (ai = res; ai != NULL; ai = ai->ai_next) {
-        char addr[INET6_ADDRSTRLEN];
-        const void *src = ai->ai_family == AF_INET6
+        rt_addr *a = &u->addrs[u->n_addrs];
+        const void *src;
+        if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) ||
+            ai->ai_addrlen > sizeof(a->sa))
+            continue;
+        src = ai->ai_family == AF_INET6
             ? (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr
             : (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr;
-        if (inet_ntop(ai->ai_family, src, addr, sizeof(addr)) == NULL)
+        if (inet_ntop(ai->ai_family, src, a->text, sizeof(a->text)) == NULL)
             continue;
-        if (u->address[0] == '\0')
-            snprintf(u->address, sizeof(u->address), "%s", addr);
-        if (ai->ai_family == AF_INET6)
-            tg_buf_printf(&entry, "%s[%s]", ai == res ? "" : ",", addr);
-        else
-            tg_buf_printf(&entry, "%s%s", ai == res ? "" : ",", addr);
+        memcpy(&a->sa, ai->ai_addr, ai->ai_addrlen);
+        a->len = (socklen_t)ai->ai_addrlen;
+        u->n_addrs++;
     }
     freeaddrinfo(res);
-    if (entry.data == NULL || u->address[0] == '\0') {
-        fprintf(errs, "upstream %s: no usable address for %s\n", c->name,
-                c->scheme_host);
-        tg_buf_free(&entry);
+    if (u->n_addrs == 0) {
+        fprintf(errs, "upstream %s: no usable address for %s\n", u->conf->name, host);
         return -1;
     }
-    u->resolve = curl_slist_append(NULL, entry.data);
-    tg_buf_free(&entry);
-    return u->resolve ? 0 : -1;
+    snprintf(u->address, sizeof(u->address), "%s", u->addrs[0].text);
+    return 0;
+}
+
+/* Where the upstream's connections go: its host, or the proxy that tunnels
+ * to it.  Through a proxy the vendor's name is resolved by the proxy (an
+ * agency network may have no public DNS at all). */
+static int resolve_upstream(rt_upstream *u, FILE *errs)
+{
+    const tg_upstream_conf *c = u->conf;
+    char host[520];
+    const char *colon;
+    char *end;
+    long port;
+
+    if (c->proxy == NULL)
+        return resolve_addrs(u, c->scheme_host, c->port, errs);
+    /* "http://HOST:PORT" (validated by config), HOST possibly [v6]. */
+    snprintf(host, sizeof(host), "%s", c->proxy + 7);
+    colon = strrchr(host, ':');
+    if (colon == NULL || (host[0] == '[' && strchr(host, ']') > colon)) {
+        fprintf(errs, "upstream %s: proxy: no port\n", c->name);
+        return -1;
+    }
+    port = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || port < 1 || port > 65535) {
+        fprintf(errs, "upstream %s: proxy: bad port\n", c->name);
+        return -1;
+    }
+    host[colon - host] = '\0';
+    if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+        memmove(host, host + 1, strlen(host));
+        host[strlen(host) - 1] = '\0';
+    }
+    return resolve_addrs(u, host, (int)port, errs);
 }
 
 /* The certificates of pem[0..len) in a store for vendor verification,
- * with the flags libcurl would set on its own per-connection store.
+ * that also accepts a configured intermediate as an anchor (partial chain).
  * Returns a new store, or NULL when no certificate could be read. */
 static X509_STORE *ca_store_new(const char *pem, size_t len)
 {
@@ -246,53 +284,77 @@ fail:
     return NULL;
 }
 
-CURLcode runtime_curl_ssl_ctx(CURL *curl, void *sslctx, void *userp)
+/* The vendor leg's TLS context: the upstream's profile, peer verification
+ * always on, the configured CAs and nothing else (or the system store), and
+ * client-side session resumption.  Returns NULL after saying why. */
+static SSL_CTX *vendor_ctx_new(const rt_upstream *u, X509_STORE *store, FILE *errs)
 {
-    const rt_upstream *u = userp;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     char err[512];
 
-    (void)curl;
-    if (tls_profile_apply(sslctx, u->profile, err, sizeof(err)) != 0) {
-        log_err("upstream %s: %s", u->conf->name, err);
-        return CURLE_SSL_CIPHER;
+    if (ctx == NULL || tls_profile_apply(ctx, u->profile, err, sizeof(err)) != 0) {
+        fprintf(errs, "upstream %s: %s\n", u->conf->name, ctx ? err : "no TLS context");
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    if (store != NULL) {
+        SSL_CTX_set1_cert_store(ctx, store);
+    } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+        fprintf(errs, "upstream %s: cannot load the system CA store\n", u->conf->name);
+        SSL_CTX_free(ctx);
+        return NULL;
     }
     /* A vendor connection spends most of its life waiting for a reply:
-     * give OpenSSL's record buffers back meanwhile. */
-    SSL_CTX_set_mode(sslctx, SSL_MODE_RELEASE_BUFFERS);
-    /* Decrypted replies hold translations with personal data restored
-     * later: OpenSSL wipes its record buffers before releasing them. */
-    SSL_CTX_set_options(sslctx, SSL_OP_CLEANSE_PLAINTEXT);
-    /* libcurl builds an SSL_CTX per vendor connection and parses the CA
-     * blob into it; the same certificates, parsed once, serve them all
-     * (thousands of connections wait on a slow vendor at once). */
-    if (u->ca_store != NULL)
-        SSL_CTX_set1_cert_store(sslctx, u->ca_store);
-    /* One read per reply instead of a record header and then its body. */
-    SSL_CTX_set_read_ahead(sslctx, 1);
-    return CURLE_OK;
+     * give OpenSSL's record buffers back meanwhile.  Decrypted replies hold
+     * translations that get personal data restored later: OpenSSL wipes its
+     * record buffers before releasing them.  One read per reply instead of
+     * a record header and then its body. */
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_options(ctx, SSL_OP_CLEANSE_PLAINTEXT);
+    SSL_CTX_set_read_ahead(ctx, 1);
+    /* Sessions are kept per worker and upstream (upstream.c), not in the
+     * context's internal cache shared by every thread. */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT |
+                                        SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(ctx, upstream_session_cb);
+    if (SSL_CTX_set_alpn_protos(ctx, (const unsigned char *)"\x08http/1.1", 9) != 0) {
+        fprintf(errs, "upstream %s: cannot set ALPN\n", u->conf->name);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
 }
 
-static int load_upstream(rt_upstream *u, const tg_upstream_conf *c, FILE *errs)
+static char *host_port(const char *host, int port, int omit_443)
+{
+    tg_buf b;
+    int v6 = strchr(host, ':') != NULL;
+
+    tg_buf_init(&b, 1024);
+    if (omit_443 && port == 443)
+        tg_buf_printf(&b, v6 ? "[%s]" : "%s", host);
+    else
+        tg_buf_printf(&b, v6 ? "[%s]:%d" : "%s:%d", host, port);
+    return tg_buf_steal(&b, NULL);
+}
+
+static int load_upstream(rt_upstream *u, const tg_upstream_conf *c, uint64_t gen,
+                         FILE *errs)
 {
     char err[512];
-    SSL_CTX *probe;
+    X509_STORE *store = NULL;
     tg_buf url;
+    struct in6_addr ip;
 
     u->conf = c;
+    u->gen = gen;
     u->profile = tls_profile_find(c->tls_profile);
     if (u->profile == NULL) {
         fprintf(errs, "upstream %s: unknown TLS profile %s\n", c->name,
                 c->tls_profile);
         return -1;
     }
-    /* Prove the vendor-leg profile applies cleanly before serving. */
-    probe = SSL_CTX_new(TLS_client_method());
-    if (probe == NULL || tls_profile_apply(probe, u->profile, err, sizeof(err)) != 0) {
-        fprintf(errs, "upstream %s: %s\n", c->name, probe ? err : "no TLS context");
-        SSL_CTX_free(probe);
-        return -1;
-    }
-    SSL_CTX_free(probe);
     if (c->api_key_file != NULL) {
         u->vendor_key = secret_read(c->api_key_file, err, sizeof(err));
         if (u->vendor_key == NULL) {
@@ -306,12 +368,16 @@ static int load_upstream(rt_upstream *u, const tg_upstream_conf *c, FILE *errs)
     else
         tg_buf_printf(&url, "https://%s:%d%s", c->scheme_host, c->port, c->base_path);
     u->url_prefix = tg_buf_steal(&url, NULL);
-    if (u->url_prefix == NULL)
+    u->host_header = host_port(c->scheme_host, c->port, 1);
+    u->authority = host_port(c->scheme_host, c->port, 0);
+    if (u->url_prefix == NULL || u->host_header == NULL || u->authority == NULL)
         return -1;
+    u->host_is_ip = inet_pton(AF_INET, c->scheme_host, &ip) == 1 ||
+                    inet_pton(AF_INET6, c->scheme_host, &ip) == 1;
     if (c->ca_file != NULL) {
-        /* Read once, so transfers never touch the file system (the process
-         * may no longer be allowed to) and a reload is the only way to
-         * change trust. */
+        /* Read once, so connections never touch the file system (the
+         * process may no longer be allowed to) and a reload is the only way
+         * to change trust. */
         FILE *f = fopen(c->ca_file, "rb");
         tg_buf ca;
         char chunk[4096];
@@ -331,23 +397,18 @@ static int load_upstream(rt_upstream *u, const tg_upstream_conf *c, FILE *errs)
             tg_buf_free(&ca);
             return -1;
         }
-        u->ca_pem = tg_buf_steal(&ca, &u->ca_len);
-        u->ca_store = ca_store_new(u->ca_pem, u->ca_len);
-        if (u->ca_store == NULL) {
+        store = ca_store_new(ca.data, ca.len);
+        tg_buf_free(&ca);
+        if (store == NULL) {
             fprintf(errs, "upstream %s: %s: cannot parse the certificates\n", c->name,
                     c->ca_file);
             return -1;
         }
     }
-    if (c->n_pins > 0) {
-        tg_buf pins;
-        tg_buf_init(&pins, 16 * 64);
-        for (size_t i = 0; i < c->n_pins; i++)
-            tg_buf_printf(&pins, "%s%s", i ? ";" : "", c->pins[i]);
-        u->pins = tg_buf_steal(&pins, NULL);
-        if (u->pins == NULL)
-            return -1;
-    }
+    u->ssl_ctx = vendor_ctx_new(u, store, errs);
+    X509_STORE_free(store);   /* the context holds its own reference */
+    if (u->ssl_ctx == NULL)
+        return -1;
     return resolve_upstream(u, errs);
 }
 
@@ -384,6 +445,7 @@ tg_runtime *runtime_load(tg_config *cfg, FILE *errs)
     }
     rt->cfg = cfg;
     atomic_init(&rt->refs, 1);
+    rt->gen = atomic_fetch_add(&next_gen, 1) + 1;
     rt->listener_ctx = calloc(cfg->n_listeners, sizeof(SSL_CTX *));
     rt->listener_profile = calloc(cfg->n_listeners, sizeof(tls_profile *));
     rt->upstreams = calloc(cfg->n_upstreams, sizeof(rt_upstream));
@@ -405,7 +467,7 @@ tg_runtime *runtime_load(tg_config *cfg, FILE *errs)
             bad = 1;
     }
     for (size_t i = 0; i < cfg->n_upstreams; i++)
-        if (load_upstream(&rt->upstreams[i], &cfg->upstreams[i], errs) != 0)
+        if (load_upstream(&rt->upstreams[i], &cfg->upstreams[i], rt->gen, errs) != 0)
             bad = 1;
     rt->auth = auth_load(cfg, errs);
     if (rt->auth == NULL)
@@ -446,11 +508,11 @@ void runtime_free(tg_runtime *rt)
             SSL_CTX_free(rt->listener_ctx[i]);
         for (size_t i = 0; rt->upstreams && i < rt->cfg->n_upstreams; i++) {
             tg_free_secret(rt->upstreams[i].vendor_key);
-            curl_slist_free_all(rt->upstreams[i].resolve);
+            free(rt->upstreams[i].addrs);
             free(rt->upstreams[i].url_prefix);
-            free(rt->upstreams[i].pins);
-            free(rt->upstreams[i].ca_pem);
-            X509_STORE_free(rt->upstreams[i].ca_store);
+            free(rt->upstreams[i].host_header);
+            free(rt->upstreams[i].authority);
+            SSL_CTX_free(rt->upstreams[i].ssl_ctx);
         }
     }
     free(rt->listener_ctx);
@@ -496,14 +558,10 @@ int runtime_print(const tg_runtime *rt, FILE *out)
     }
     for (size_t i = 0; i < cfg->n_upstreams; i++) {
         const rt_upstream *u = &rt->upstreams[i];
-        SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-        char err[256];
-        fprintf(out, "upstream %s (%s) %s -> %s\n", u->conf->name,
+        fprintf(out, "upstream %s (%s) %s -> %s%s\n", u->conf->name,
                 u->conf->adapter == TG_ADAPTER_DEEPL ? "deepl" : "apertium",
-                u->url_prefix, u->address);
-        if (ctx != NULL && tls_profile_apply(ctx, u->profile, err, sizeof(err)) == 0)
-            tls_profile_print(ctx, u->profile, "  ", out);
-        SSL_CTX_free(ctx);
+                u->url_prefix, u->address, u->conf->proxy ? " (proxy)" : "");
+        tls_profile_print(u->ssl_ctx, u->profile, "  ", out);
     }
     return 0;
 }

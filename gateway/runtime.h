@@ -6,9 +6,11 @@
 #ifndef TG_RUNTIME_H
 #define TG_RUNTIME_H
 
+#include <stdint.h>
 #include <stdio.h>
 
-#include <curl/curl.h>
+#include <sys/socket.h>
+
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -17,23 +19,35 @@
 #include "config.h"
 #include "tls_profile.h"
 
+/* One address to connect to, resolved at load. */
+typedef struct rt_addr {
+    struct sockaddr_storage sa;
+    socklen_t len;
+    char text[64];                  /* numeric form (audit, diagnostics) */
+} rt_addr;
+
 typedef struct rt_upstream {
     const tg_upstream_conf *conf;   /* borrowed from cfg */
     const tls_profile *profile;
+    uint64_t gen;                   /* the runtime's generation (tg_runtime.gen) */
     char *vendor_key;               /* secret, NULL if none */
-    struct curl_slist *resolve;     /* CURLOPT_RESOLVE: host:port:address */
-    char address[64];               /* first resolved address (audit) */
-    char *url_prefix;               /* "https://host:port" + base_path */
-    char *pins;                     /* CURLOPT_PINNEDPUBLICKEY form, or NULL */
-    char *ca_pem;                   /* ca_file's contents, read at load; NULL:
-                                       system store */
-    size_t ca_len;
-    X509_STORE *ca_store;           /* the same CAs, parsed once and shared by
-                                       every vendor connection (or NULL) */
+    rt_addr *addrs;                 /* where connections go: the vendor's
+                                       addresses, or the proxy's when one is
+                                       configured */
+    size_t n_addrs;
+    char address[64];               /* addrs[0].text (check, audit) */
+    char *url_prefix;               /* "https://host:port" + base_path (display) */
+    char *host_header;              /* Host: "host" or "host:port" */
+    char *authority;                /* "host:port" for a proxy's CONNECT */
+    int host_is_ip;                 /* host is a literal: no SNI, IP check */
+    SSL_CTX *ssl_ctx;               /* vendor leg: profile applied, peer
+                                       verification on, configured CAs or the
+                                       system store; shared by every worker */
 } rt_upstream;
 
 typedef struct tg_runtime {
     _Atomic int refs;               /* holders: server, workers, requests */
+    uint64_t gen;                   /* distinct for every runtime loaded */
     tg_config *cfg;                 /* owned */
     SSL_CTX **listener_ctx;         /* one per cfg->listeners */
     const tls_profile **listener_profile;
@@ -69,9 +83,5 @@ void runtime_free(tg_runtime *rt);
 /* Print the effective listeners and upstreams with their TLS settings (for
  * `transgate check`).  Returns 0 or -1. */
 int runtime_print(const tg_runtime *rt, FILE *out);
-
-/* Apply an upstream's profile to an SSL_CTX curl is about to use; the
- * CURLOPT_SSL_CTX_FUNCTION callback, with the rt_upstream as its data. */
-CURLcode runtime_curl_ssl_ctx(CURL *curl, void *sslctx, void *userp);
 
 #endif

@@ -11,7 +11,6 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
 #include <openssl/evp.h>
 
@@ -281,16 +280,9 @@ int server_run(const char *config_path)
     if (cfg == NULL)
         return 1;
     log_init(cfg->log_level, cfg->log_syslog);
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        log_err("cannot initialise the HTTP client library");
-        config_free(cfg);
-        return 1;
-    }
     rt = runtime_load(cfg, stderr);
-    if (rt == NULL) {
-        curl_global_cleanup();
+    if (rt == NULL)
         return 1;
-    }
     /* Before the audit trail is opened: a second instance started by
      * mistake on the same configuration must neither share the listeners
      * nor write into the running one's trail. */
@@ -424,7 +416,6 @@ out:
     }
     runtime_unref(rt);
     audit_opened_free(&opened);
-    curl_global_cleanup();
     if (rc == 0)
         log_info("stopped");
     return rc;

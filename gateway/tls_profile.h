@@ -1,8 +1,8 @@
 /*
  * tls_profile: the CRYPTREC TLS profiles, as data.
  *
- * One table drives both legs: the terminal listener's SSL_CTX and, through
- * libcurl's SSL_CTX callback, every vendor connection.  After a profile is
+ * One table drives both legs: the terminal listener's SSL_CTX and each
+ * upstream's vendor SSL_CTX (runtime.c).  After a profile is
  * applied the effective settings are read back from OpenSSL and compared
  * with the profile, so a library default or a typo cannot widen the set.
  */

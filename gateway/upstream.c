@@ -1,11 +1,20 @@
 #include "upstream.h"
 
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
-#include <curl/curl.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
 #include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
 
 #include "log.h"
 #include "tg_buf.h"
@@ -13,24 +22,54 @@
 /* A vendor reply larger than this is refused; translations are at most a
  * few times their source and requests are capped by max_body_bytes. */
 #define REPLY_CAP_MIN (1u << 20)
+/* A reply's status line and headers, and a proxy's answer to CONNECT. */
+#define HEAD_CAP (64u << 10)
+/* A kept-alive connection idle for longer is closed rather than reused: a
+ * vendor or middlebox may drop it silently at about a minute. */
+#define IDLE_REUSE_MS 50000
+#define READ_CHUNK 16384
+
+enum conn_state {
+    C_CONNECT,      /* TCP connect in progress */
+    C_PROXY_SEND,   /* sending CONNECT to the proxy */
+    C_PROXY_RECV,   /* reading the proxy's answer */
+    C_HANDSHAKE,    /* TLS handshake */
+    C_IDLE,         /* kept alive, waiting for an exchange */
+    C_SEND,         /* writing a request */
+    C_RECV          /* reading its reply */
+};
+
+/* Reply parser states. */
+enum {
+    P_HEAD, P_BODY_LEN, P_BODY_EOF, P_CHUNK_SIZE, P_CHUNK_DATA, P_CHUNK_END,
+    P_TRAILER, P_DONE
+};
+
+/* Outcomes of feeding reply bytes. */
+enum { FEED_MORE, FEED_DONE, FEED_EXTRA, FEED_BAD, FEED_TOO_LARGE };
+
+struct pool;
+struct conn;
 
 struct transfer {
     upstream_job *job;
-    CURL *easy;
     adapter_http req;
-    struct curl_slist *hdrs;
     tg_buf resp;
     long status;
     int attempts;
     int done;
-    int in_multi;
-    tg_timer retry;
-    char errbuf[CURL_ERROR_SIZE];  /* curl's detail: host names, never content */
+    int sent;                  /* this attempt's request began to go out */
+    struct conn *conn;         /* connecting for it, or carrying it */
+    int queued;                /* waiting for a connection of its pool */
+    struct transfer *qprev, *qnext;
+    tg_timer retry;            /* backoff before the next attempt */
+    tg_timer deadline;         /* timeout_ms of this attempt */
 };
 
 struct upstream_job {
     upstream_ctx *u;
     const rt_upstream *up;
+    struct pool *pool;
     struct transfer *t;
     size_t n;
     size_t n_done;
@@ -38,26 +77,57 @@ struct upstream_job {
     void *arg;
     uint64_t t0;
     upstream_info info;
+    int adding;                /* inside upstream_add: report failures later */
+    int failed;                /* a failure is waiting in `later` */
+    upstream_err later_err;
+    tg_timer later;
     upstream_job *prev, *next;
 };
 
-struct curl_sock {
+struct conn {
     ev_handler h;
-    upstream_ctx *u;
-    curl_socket_t fd;
+    struct pool *pool;
+    struct conn *prev, *next;      /* the pool's idle list */
+    struct conn *aprev, *anext;    /* every connection of the worker */
+    struct transfer *t;            /* the exchange it carries or connects for */
+    int fd;
+    SSL *ssl;
+    enum conn_state st;
+    uint32_t ev;                   /* epoll interest */
+    size_t ai;                     /* address tried (rt_upstream.addrs) */
+    unsigned served;               /* exchanges completed */
+    uint64_t idle_since;
+    tg_timer connect_timer;
+    tg_buf out;                    /* request (holds the vendor key) or CONNECT */
+    size_t out_off;
+    /* reply */
+    int ps;
+    tg_buf head;
+    char line[256];
+    size_t line_len;
+    uint64_t remain;
+    int close_after;
+    int got_bytes;
 };
 
-#define EASY_POOL 64
+struct pool {
+    upstream_ctx *u;
+    const rt_upstream *up;
+    uint64_t gen;
+    struct pool *next;
+    struct conn *idle;             /* most recently used first */
+    size_t n_conns;                /* open, in any state */
+    struct transfer *qhead, *qtail;
+    SSL_SESSION *session;          /* newest resumable session */
+};
 
 struct upstream_ctx {
     worker *w;
-    CURLM *multi;
-    CURLSH *share;
-    CURL *pool[EASY_POOL];       /* finished handles, reset, for reuse */
-    size_t n_pool;
-    tg_timer timer;
+    struct pool *pools;
+    struct conn *conns;
     upstream_job *jobs;
     size_t n_jobs;
+    int kicking;
 };
 
 const char *upstream_strerror(upstream_err e)
@@ -74,6 +144,7 @@ const char *upstream_strerror(upstream_err e)
     case UPSTREAM_ERR_CERT_NAME: return "the translation service's certificate is for another host";
     case UPSTREAM_ERR_CERT_UNTRUSTED: return "the translation service's certificate is not trusted";
     case UPSTREAM_ERR_PIN: return "the translation service's key does not match the configured pin";
+    case UPSTREAM_ERR_PROTOCOL: return "the translation service's reply is not valid HTTP";
     }
     return "unknown error";
 }
@@ -92,83 +163,989 @@ const char *upstream_code(upstream_err e)
     case UPSTREAM_ERR_CERT_NAME: return "vendor_cert_name_mismatch";
     case UPSTREAM_ERR_CERT_UNTRUSTED: return "vendor_cert_untrusted";
     case UPSTREAM_ERR_PIN: return "vendor_pin_mismatch";
+    case UPSTREAM_ERR_PROTOCOL: return "vendor_bad_reply";
     }
     return "internal_error";
 }
 
-static void check_done(upstream_ctx *u);
+static void conn_begin(struct conn *c);
+static void conn_send(struct conn *c);
+static void conn_recv(struct conn *c);
+static void conn_handshake(struct conn *c);
+static void conn_proxy(struct conn *c);
+static int conn_try_address(struct conn *c, char *why, size_t whylen);
+static void pool_get(struct pool *p, struct transfer *t);
+static void pool_kick(struct pool *p);
+static void transfer_failed(struct transfer *t, upstream_err err, int retry,
+                            const char *why);
+static void transfer_answered(struct transfer *t);
+static void job_finish(upstream_job *job, upstream_err err);
 
-static void on_sock(ev_handler *h, uint32_t events)
+/* ------------------------------------------------------------------ */
+/* Connections                                                          */
+
+static void conn_watch(struct conn *c, uint32_t ev)
 {
-    struct curl_sock *cs = container_of(h, struct curl_sock, h);
-    upstream_ctx *u = cs->u;
-    int flags = 0, running;
-
-    if (events & EPOLLIN)
-        flags |= CURL_CSELECT_IN;
-    if (events & EPOLLOUT)
-        flags |= CURL_CSELECT_OUT;
-    if (events & (EPOLLERR | EPOLLHUP))
-        flags |= CURL_CSELECT_ERR;
-    curl_multi_socket_action(u->multi, cs->fd, flags, &running);
-    check_done(u);
+    if (ev != c->ev && worker_rewatch(c->pool->u->w, c->fd, ev, &c->h) == 0)
+        c->ev = ev;
 }
 
-static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
+/* Close c and free it after the current batch.  Its transfer, if any, must
+ * have been detached.  Does not hand the free slot to a waiter. */
+static void conn_close(struct conn *c)
 {
-    upstream_ctx *u = userp;
-    struct curl_sock *cs = socketp;
-    uint32_t ev;
+    struct pool *p = c->pool;
+    upstream_ctx *u = p->u;
 
-    (void)e;
-    if (what == CURL_POLL_REMOVE) {
-        if (cs != NULL) {
-            worker_unwatch(u->w, s);
-            curl_multi_assign(u->multi, s, NULL);
-            cs->h.dead = 1;
-            worker_bury(u->w, cs);
+    if (c->st == C_IDLE) {
+        if (c->prev != NULL)
+            c->prev->next = c->next;
+        else
+            p->idle = c->next;
+        if (c->next != NULL)
+            c->next->prev = c->prev;
+    }
+    if (c->aprev != NULL)
+        c->aprev->anext = c->anext;
+    else
+        u->conns = c->anext;
+    if (c->anext != NULL)
+        c->anext->aprev = c->aprev;
+    timer_cancel(&u->w->timers, &c->connect_timer);
+    if (c->t != NULL)
+        c->t->conn = NULL;
+    if (c->ssl != NULL) {
+        SSL_set_app_data(c->ssl, NULL);
+        SSL_free(c->ssl);
+    }
+    if (c->fd >= 0) {
+        worker_unwatch(u->w, c->fd);
+        close(c->fd);
+    }
+    tg_buf_free(&c->out);
+    tg_buf_free(&c->head);
+    tg_wipe(c->line, sizeof(c->line));
+    p->n_conns--;
+    c->h.dead = 1;
+    worker_bury(u->w, c);
+}
+
+/* Detach c's transfer, close c, let a waiter have the slot, and fail the
+ * transfer's attempt. */
+static void conn_fail(struct conn *c, upstream_err err, int retry, const char *why)
+{
+    struct transfer *t = c->t;
+    struct pool *p = c->pool;
+
+    if (t != NULL) {
+        t->conn = NULL;
+        c->t = NULL;
+    }
+    conn_close(c);
+    pool_kick(p);
+    if (t != NULL)
+        transfer_failed(t, err, retry, why);
+}
+
+/* The connection can carry an exchange: give it to its transfer, a waiter,
+ * or the idle list. */
+static void conn_release(struct conn *c)
+{
+    struct pool *p = c->pool;
+    struct transfer *t;
+
+    if (c->t != NULL) {
+        conn_begin(c);
+        return;
+    }
+    if (p->gen != p->u->w->rt->gen || p->u->w->state != WORKER_RUNNING) {
+        conn_close(c);
+        pool_kick(p);
+        return;
+    }
+    t = p->qhead;
+    if (t != NULL) {
+        p->qhead = t->qnext;
+        if (p->qhead != NULL)
+            p->qhead->qprev = NULL;
+        else
+            p->qtail = NULL;
+        t->queued = 0;
+        t->qprev = t->qnext = NULL;
+        c->t = t;
+        t->conn = c;
+        conn_begin(c);
+        return;
+    }
+    c->st = C_IDLE;
+    c->idle_since = tg_now_ms();
+    c->prev = NULL;
+    c->next = p->idle;
+    if (p->idle != NULL)
+        p->idle->prev = c;
+    p->idle = c;
+    conn_watch(c, EPOLLIN | EPOLLRDHUP);
+}
+
+static void on_connect_timeout(tg_timer *tm, void *arg)
+{
+    struct conn *c = arg;
+
+    (void)tm;
+    conn_fail(c, UPSTREAM_ERR_CONNECT, 1, "connect_timeout_ms passed");
+}
+
+/* Open a connection for t (which must not be queued).  Returns 0 (in
+ * progress; t hears back), or -1 with nothing left open and why set. */
+static int conn_open(struct pool *p, struct transfer *t, char *why, size_t whylen)
+{
+    upstream_ctx *u = p->u;
+    struct conn *c = calloc(1, sizeof(*c));
+
+    if (c == NULL) {
+        snprintf(why, whylen, "out of memory");
+        return -1;
+    }
+    c->h.fn = NULL;
+    c->pool = p;
+    c->fd = -1;
+    c->st = C_CONNECT;
+    timer_init(&c->connect_timer, on_connect_timeout, c);
+    tg_buf_init(&c->head, HEAD_CAP);
+    tg_buf_init(&c->out, HEAD_CAP);
+    c->anext = u->conns;
+    if (u->conns != NULL)
+        u->conns->aprev = c;
+    u->conns = c;
+    p->n_conns++;
+    c->t = t;
+    t->conn = c;
+    if (timer_arm(&u->w->timers, &c->connect_timer,
+                  tg_now_ms() + (uint64_t)p->up->conf->connect_timeout_ms) != 0) {
+        snprintf(why, whylen, "out of memory");
+        c->t = NULL;
+        t->conn = NULL;
+        conn_close(c);
+        return -1;
+    }
+    if (conn_try_address(c, why, whylen) != 0) {
+        c->t = NULL;
+        t->conn = NULL;
+        conn_close(c);
+        return -1;
+    }
+    return 0;
+}
+
+static void conn_tls_start(struct conn *c)
+{
+    const rt_upstream *up = c->pool->up;
+    const char *host = up->conf->scheme_host;
+    int ok;
+
+    c->ssl = SSL_new(up->ssl_ctx);
+    if (c->ssl == NULL) {
+        conn_fail(c, UPSTREAM_ERR_NOMEM, 0, "no TLS session");
+        return;
+    }
+    SSL_set_app_data(c->ssl, c);
+    ok = SSL_set_fd(c->ssl, c->fd);
+    if (up->host_is_ip) {
+        ok = ok && X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), host) == 1;
+    } else {
+        SSL_set_hostflags(c->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        ok = ok && SSL_set_tlsext_host_name(c->ssl, host) == 1 &&
+             SSL_set1_host(c->ssl, host) == 1;
+    }
+    if (!ok) {
+        ERR_clear_error();
+        conn_fail(c, UPSTREAM_ERR_TLS, 0, "cannot set up TLS for the host");
+        return;
+    }
+    if (c->pool->session != NULL)
+        SSL_set_session(c->ssl, c->pool->session);
+    SSL_set_connect_state(c->ssl);
+    c->st = C_HANDSHAKE;
+    conn_handshake(c);
+}
+
+/* Connected to the vendor or the proxy. */
+static void conn_connected(struct conn *c)
+{
+    const rt_upstream *up = c->pool->up;
+
+    if (c->t != NULL)
+        snprintf(c->t->job->info.address, sizeof(c->t->job->info.address), "%s",
+                 up->addrs[c->ai].text);
+    if (up->conf->proxy == NULL) {
+        conn_tls_start(c);
+        return;
+    }
+    /* The proxy learns only the vendor's name and port; everything after
+     * its answer is TLS end to end. */
+    if (tg_buf_printf(&c->out, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n",
+                      up->authority, up->authority) != 0) {
+        conn_fail(c, UPSTREAM_ERR_NOMEM, 0, "out of memory");
+        return;
+    }
+    c->out_off = 0;
+    c->st = C_PROXY_SEND;
+    conn_proxy(c);
+}
+
+static void on_conn(ev_handler *h, uint32_t events);
+
+/* Start connecting to addrs[c->ai], or the next address that accepts a
+ * socket.  Returns 0 (connecting or connected), or -1 with why set when no
+ * address is left. */
+static int conn_try_address(struct conn *c, char *why, size_t whylen)
+{
+    const rt_upstream *up = c->pool->up;
+    worker *w = c->pool->u->w;
+    int one = 1;
+
+    for (; c->ai < up->n_addrs; c->ai++) {
+        const rt_addr *a = &up->addrs[c->ai];
+        int fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            snprintf(why, whylen, "socket: %s", strerror(errno));
+            continue;
         }
-        return 0;
-    }
-    ev = ((what & CURL_POLL_IN) ? EPOLLIN : 0) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0);
-    if (cs == NULL) {
-        cs = calloc(1, sizeof(*cs));
-        if (cs == NULL)
-            return -1;
-        cs->h.fn = on_sock;
-        cs->u = u;
-        cs->fd = s;
-        if (worker_watch(u->w, s, ev, &cs->h) != 0) {
-            free(cs);
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+        if (connect(fd, (const struct sockaddr *)&a->sa, a->len) != 0 &&
+            errno != EINPROGRESS) {
+            snprintf(why, whylen, "connect to %s: %s", a->text, strerror(errno));
+            close(fd);
+            continue;
+        }
+        c->h.fn = on_conn;
+        c->h.dead = 0;
+        c->fd = fd;
+        c->ev = EPOLLOUT;
+        if (worker_watch(w, fd, EPOLLOUT, &c->h) != 0) {
+            snprintf(why, whylen, "cannot watch the connection");
+            close(fd);
+            c->fd = -1;
             return -1;
         }
-        curl_multi_assign(u->multi, s, cs);
+        c->st = C_CONNECT;
         return 0;
     }
-    return worker_rewatch(u->w, s, ev, &cs->h) == 0 ? 0 : -1;
+    return -1;
 }
 
-static void on_timer(tg_timer *t, void *arg)
+static void conn_connect_event(struct conn *c)
 {
-    upstream_ctx *u = arg;
-    int running;
+    char why[160];
+    int err = 0;
+    socklen_t len = sizeof(err);
 
-    (void)t;
-    curl_multi_socket_action(u->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_done(u);
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+        err = errno;
+    if (err == 0) {
+        conn_connected(c);
+        return;
+    }
+    snprintf(why, sizeof(why), "connect to %s: %s", c->pool->up->addrs[c->ai].text,
+             strerror(err));
+    worker_unwatch(c->pool->u->w, c->fd);
+    close(c->fd);
+    c->fd = -1;
+    c->ai++;
+    if (conn_try_address(c, why, sizeof(why)) != 0)
+        conn_fail(c, UPSTREAM_ERR_CONNECT, 1, why);
 }
 
-static int timer_cb(CURLM *m, long timeout_ms, void *userp)
+/* Index just past the blank line ending an HTTP head in b[0..len), looking
+ * from `from`; 0 when not there yet.  Bare LF line ends are accepted. */
+static size_t head_end(const char *b, size_t from, size_t len)
 {
-    upstream_ctx *u = userp;
+    for (size_t i = from; i < len; i++) {
+        if (b[i] != '\n')
+            continue;
+        if (i + 1 < len && b[i + 1] == '\n')
+            return i + 2;
+        if (i + 2 < len && b[i + 1] == '\r' && b[i + 2] == '\n')
+            return i + 3;
+    }
+    return 0;
+}
 
-    (void)m;
-    if (timeout_ms < 0) {
-        timer_cancel(&u->w->timers, &u->timer);
+/* "HTTP/1.x NNN ..." at s: the status, or -1.  *minor gets x. */
+static int status_line(const char *s, size_t len, int *minor)
+{
+    if (len < 12 || memcmp(s, "HTTP/1.", 7) != 0 || (s[7] != '0' && s[7] != '1') ||
+        s[8] != ' ' || s[9] < '1' || s[9] > '5' || s[10] < '0' || s[10] > '9' ||
+        s[11] < '0' || s[11] > '9' || (len > 12 && s[12] != ' ' && s[12] != '\r' &&
+                                       s[12] != '\n'))
+        return -1;
+    *minor = s[7] - '0';
+    return (s[9] - '0') * 100 + (s[10] - '0') * 10 + (s[11] - '0');
+}
+
+static void conn_proxy(struct conn *c)
+{
+    if (c->st == C_PROXY_SEND) {
+        while (c->out_off < c->out.len) {
+            ssize_t n = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off,
+                             MSG_NOSIGNAL);
+            if (n < 0 && errno == EAGAIN) {
+                conn_watch(c, EPOLLOUT);
+                return;
+            }
+            if (n <= 0) {
+                char why[96];
+                snprintf(why, sizeof(why), "proxy: %s", strerror(errno));
+                conn_fail(c, UPSTREAM_ERR_CONNECT, 1, why);
+                return;
+            }
+            c->out_off += (size_t)n;
+        }
+        tg_buf_free(&c->out);
+        c->st = C_PROXY_RECV;
+        conn_watch(c, EPOLLIN);
+        return;
+    }
+    for (;;) {
+        char buf[1024];
+        size_t room = HEAD_CAP - c->head.len, end;
+        ssize_t n = recv(c->fd, buf, room < sizeof(buf) ? room : sizeof(buf), 0);
+        int minor, st;
+        if (n < 0 && errno == EAGAIN)
+            return;
+        if (n <= 0) {
+            conn_fail(c, UPSTREAM_ERR_CONNECT, 1, n == 0 ? "proxy closed the connection"
+                                                       : "proxy connection broke");
+            return;
+        }
+        if (tg_buf_add(&c->head, buf, (size_t)n) != 0) {
+            conn_fail(c, UPSTREAM_ERR_CONNECT, 0, "proxy answer too large");
+            return;
+        }
+        end = head_end(c->head.data, 0, c->head.len);
+        if (end == 0) {
+            if (c->head.len >= HEAD_CAP) {
+                conn_fail(c, UPSTREAM_ERR_CONNECT, 0, "proxy answer too large");
+                return;
+            }
+            continue;
+        }
+        st = status_line(c->head.data, c->head.len, &minor);
+        if (st < 200 || st > 299 || end != c->head.len) {
+            char why[96];
+            snprintf(why, sizeof(why), st < 0 ? "proxy answer is not HTTP"
+                     : end != c->head.len ? "proxy sent data after its answer"
+                     : "proxy refused the tunnel with status %d", st);
+            conn_fail(c, UPSTREAM_ERR_CONNECT, st >= 500, why);
+            return;
+        }
+        tg_buf_free(&c->head);
+        conn_tls_start(c);
+        return;
+    }
+}
+
+/* sha256//<base64> of the peer's public key is one of the pins. */
+static int pin_matches(const struct conn *c)
+{
+    const tg_upstream_conf *conf = c->pool->up->conf;
+    X509 *peer = SSL_get0_peer_certificate(c->ssl);
+    unsigned char *der = NULL, md[SHA256_DIGEST_LENGTH];
+    char b64[64];
+    int len, ok = 0;
+
+    if (peer == NULL)
+        return 0;
+    len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(peer), &der);
+    if (len <= 0)
+        return 0;
+    SHA256(der, (size_t)len, md);
+    OPENSSL_free(der);
+    EVP_EncodeBlock((unsigned char *)b64, md, sizeof(md));
+    for (size_t i = 0; i < conf->n_pins && !ok; i++)
+        ok = strncmp(conf->pins[i], "sha256//", 8) == 0 &&
+             strcmp(conf->pins[i] + 8, b64) == 0;
+    return ok;
+}
+
+/* The error class of a failed handshake. */
+static upstream_err handshake_err(const struct conn *c, long *vr)
+{
+    *vr = SSL_get_verify_result(c->ssl);
+    switch (*vr) {
+    case X509_V_OK:
+        return UPSTREAM_ERR_TLS;
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+        return UPSTREAM_ERR_CERT_EXPIRED;
+    case X509_V_ERR_HOSTNAME_MISMATCH:
+    case X509_V_ERR_IP_ADDRESS_MISMATCH:
+        return UPSTREAM_ERR_CERT_NAME;
+    default:
+        return UPSTREAM_ERR_CERT_UNTRUSTED;
+    }
+}
+
+static void conn_handshake(struct conn *c)
+{
+    int r, e;
+
+    ERR_clear_error();
+    r = SSL_connect(c->ssl);
+    if (r == 1) {
+        if (c->pool->up->conf->n_pins > 0 && !pin_matches(c)) {
+            conn_fail(c, UPSTREAM_ERR_PIN, 0, "public key pin");
+            return;
+        }
+        timer_cancel(&c->pool->u->w->timers, &c->connect_timer);
+        conn_release(c);
+        return;
+    }
+    e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ) {
+        conn_watch(c, EPOLLIN);
+    } else if (e == SSL_ERROR_WANT_WRITE) {
+        conn_watch(c, EPOLLOUT);
+    } else {
+        char why[96];
+        long vr;
+        upstream_err err = handshake_err(c, &vr);
+        snprintf(why, sizeof(why), "handshake; certificate check %ld", vr);
+        ERR_clear_error();
+        conn_fail(c, err, 0, why);
+    }
+}
+
+/* Build the request of c's transfer and start sending it. */
+static void conn_begin(struct conn *c)
+{
+    struct transfer *t = c->t;
+    const rt_upstream *up = c->pool->up;
+    const adapter_http *q = &t->req;
+    int bad;
+
+    t->sent = 1;
+    snprintf(t->job->info.address, sizeof(t->job->info.address), "%s",
+             up->addrs[c->ai].text);
+    tg_buf_free(&c->out);
+    tg_buf_init(&c->out, q->body.len + HEAD_CAP);
+    /* Nothing from the terminal's request (addresses, agents, cookies) is
+     * forwarded: only these headers and the adapter's. */
+    bad = tg_buf_printf(&c->out, "%s %s%s HTTP/1.1\r\nHost: %s\r\n"
+                        "Accept: application/json\r\n",
+                        q->content_type != NULL ? "POST" : "GET", up->conf->base_path,
+                        q->path, up->host_header) != 0;
+    for (size_t i = 0; !bad && i < q->n_headers; i++)
+        bad = tg_buf_adds(&c->out, q->headers[i]) != 0 || tg_buf_add(&c->out, "\r\n", 2) != 0;
+    if (!bad && q->content_type != NULL)
+        bad = tg_buf_printf(&c->out, "Content-Type: %s\r\nContent-Length: %zu\r\n",
+                            q->content_type, q->body.len) != 0;
+    if (!bad)
+        bad = tg_buf_add(&c->out, "\r\n", 2) != 0;
+    if (!bad && q->body.len > 0)
+        bad = tg_buf_add(&c->out, q->body.data, q->body.len) != 0;
+    if (bad) {
+        conn_fail(c, UPSTREAM_ERR_NOMEM, 0, "request too large");
+        return;
+    }
+    c->out_off = 0;
+    c->ps = P_HEAD;
+    c->close_after = 0;
+    c->got_bytes = 0;
+    c->remain = 0;
+    c->line_len = 0;
+    tg_buf_free(&c->head);
+    c->st = C_SEND;
+    conn_send(c);
+}
+
+/* The exchange on c broke.  A kept-alive connection the vendor closed
+ * before it read our request is retried at once on a fresh one, without
+ * counting an attempt; anything else counts (translation is idempotent). */
+static void conn_broken(struct conn *c, const char *why)
+{
+    struct transfer *t = c->t;
+    struct pool *p = c->pool;
+
+    if (t != NULL && c->served > 0 && !c->got_bytes) {
+        t->conn = NULL;
+        c->t = NULL;
+        conn_close(c);
+        t->sent = 0;
+        pool_get(p, t);
+        return;
+    }
+    conn_fail(c, UPSTREAM_ERR_IO, 1, why);
+}
+
+static void conn_send(struct conn *c)
+{
+    size_t n = 0;
+    int r, e;
+
+    ERR_clear_error();
+    r = SSL_write_ex(c->ssl, c->out.data + c->out_off, c->out.len - c->out_off, &n);
+    if (r == 1) {
+        c->out_off += n;
+        if (c->out_off < c->out.len) {
+            conn_watch(c, EPOLLOUT);
+            return;
+        }
+        tg_buf_free(&c->out);
+        c->st = C_RECV;
+        conn_watch(c, EPOLLIN);
+        return;
+    }
+    e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_WRITE)
+        conn_watch(c, EPOLLOUT);
+    else if (e == SSL_ERROR_WANT_READ)
+        conn_watch(c, EPOLLIN);
+    else {
+        ERR_clear_error();
+        conn_broken(c, "sending the request");
+    }
+}
+
+/* Parse the status line and headers head[0..len). */
+static int parse_head(struct conn *c, struct transfer *t, const char *head, size_t len)
+{
+    int minor, st = status_line(head, len, &minor);
+    int chunked = 0, other_te = 0, keep_alive = 0, have_len = 0;
+    uint64_t clen = 0;
+    const char *p = memchr(head, '\n', len), *end = head + len;
+
+    if (st < 0 || p == NULL)
+        return -1;
+    for (p++; p < end;) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        const char *colon, *v, *ve;
+        size_t nl;
+        if (eol == NULL)
+            eol = end;
+        ve = eol;
+        if (ve > p && ve[-1] == '\r')
+            ve--;
+        colon = memchr(p, ':', (size_t)(ve - p));
+        if (ve == p || *p == ' ' || *p == '\t' || colon == NULL) {
+            if (ve != p && colon == NULL && *p != ' ' && *p != '\t')
+                return -1;      /* a header without a colon */
+            p = eol + 1;
+            continue;
+        }
+        nl = (size_t)(colon - p);
+        for (v = colon + 1; v < ve && (*v == ' ' || *v == '\t'); v++)
+            ;
+        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+            ve--;
+        if (nl == 14 && strncasecmp(p, "content-length", 14) == 0) {
+            uint64_t x = 0;
+            if (v == ve)
+                return -1;
+            for (const char *d = v; d < ve; d++) {
+                if (*d < '0' || *d > '9' || x > (UINT64_MAX - 9) / 10)
+                    return -1;
+                x = x * 10 + (uint64_t)(*d - '0');
+            }
+            if (have_len && x != clen)
+                return -1;
+            have_len = 1;
+            clen = x;
+        } else if (nl == 17 && strncasecmp(p, "transfer-encoding", 17) == 0) {
+            /* chunked must be the last coding; anything else ends at close */
+            size_t vl = (size_t)(ve - v);
+            if (vl >= 7 && strncasecmp(ve - 7, "chunked", 7) == 0 &&
+                (vl == 7 || ve[-8] == ',' || ve[-8] == ' '))
+                chunked = 1;
+            else
+                other_te = 1;
+        } else if (nl == 10 && strncasecmp(p, "connection", 10) == 0) {
+            for (const char *k = v; k < ve; k++) {
+                if ((size_t)(ve - k) >= 5 && strncasecmp(k, "close", 5) == 0)
+                    c->close_after = 1;
+                if ((size_t)(ve - k) >= 10 && strncasecmp(k, "keep-alive", 10) == 0)
+                    keep_alive = 1;
+            }
+        }
+        p = eol + 1;
+    }
+    if (st < 200) {
+        /* 100 Continue and other interim answers: the real one follows. */
+        if (st == 101)
+            return -1;
+        c->close_after = 0;
+        c->ps = P_HEAD;
         return 0;
     }
-    return timer_arm(&u->w->timers, &u->timer, tg_now_ms() + (uint64_t)timeout_ms);
+    t->status = st;
+    if (minor == 0 && !keep_alive)
+        c->close_after = 1;
+    if (st == 204 || st == 304) {
+        c->ps = P_DONE;
+    } else if (chunked && !other_te) {
+        c->ps = P_CHUNK_SIZE;
+    } else if (other_te) {
+        c->ps = P_BODY_EOF;
+        c->close_after = 1;
+    } else if (have_len) {
+        c->remain = clen;
+        c->ps = clen > 0 ? P_BODY_LEN : P_DONE;
+    } else {
+        c->ps = P_BODY_EOF;
+        c->close_after = 1;
+    }
+    return 0;
 }
+
+/* One line of a chunked body (size, chunk end, trailer).  Returns 1 with
+ * the line in c->line (no CR/LF) when complete, 0 when more is needed
+ * (all of *pp consumed), -1 when too long. */
+static int chunk_line(struct conn *c, const char **pp, const char *end)
+{
+    const char *p = *pp, *nl = memchr(p, '\n', (size_t)(end - p));
+    size_t take = nl ? (size_t)(nl - p) : (size_t)(end - p);
+
+    if (c->line_len + take >= sizeof(c->line))
+        return -1;
+    memcpy(c->line + c->line_len, p, take);
+    c->line_len += take;
+    if (nl == NULL) {
+        *pp = end;
+        return 0;
+    }
+    *pp = nl + 1;
+    if (c->line_len > 0 && c->line[c->line_len - 1] == '\r')
+        c->line_len--;
+    c->line[c->line_len] = '\0';
+    return 1;
+}
+
+static int reply_feed(struct conn *c, struct transfer *t, const char *p, size_t n)
+{
+    const char *end = p + n;
+
+    while (p < end) {
+        switch (c->ps) {
+        case P_HEAD: {
+            size_t old = c->head.len, take = (size_t)(end - p), hend;
+            if (tg_buf_add(&c->head, p, take) != 0)
+                return FEED_BAD;     /* head larger than HEAD_CAP */
+            hend = head_end(c->head.data, old > 2 ? old - 2 : 0, c->head.len);
+            if (hend == 0) {
+                p = end;
+                break;
+            }
+            p += take - (c->head.len - hend);
+            if (parse_head(c, t, c->head.data, hend) != 0)
+                return FEED_BAD;
+            tg_buf_free(&c->head);
+            break;
+        }
+        case P_BODY_LEN:
+        case P_CHUNK_DATA: {
+            size_t take = (size_t)(end - p);
+            if (take > c->remain)
+                take = (size_t)c->remain;
+            if (tg_buf_add(&t->resp, p, take) != 0)
+                return FEED_TOO_LARGE;
+            p += take;
+            c->remain -= take;
+            if (c->remain == 0)
+                c->ps = c->ps == P_BODY_LEN ? P_DONE : P_CHUNK_END;
+            break;
+        }
+        case P_BODY_EOF:
+            if (tg_buf_add(&t->resp, p, (size_t)(end - p)) != 0)
+                return FEED_TOO_LARGE;
+            p = end;
+            break;
+        case P_CHUNK_SIZE:
+        case P_CHUNK_END:
+        case P_TRAILER: {
+            int r = chunk_line(c, &p, end);
+            if (r < 0)
+                return FEED_BAD;
+            if (r == 0)
+                break;
+            c->line_len = 0;
+            if (c->ps == P_CHUNK_END) {
+                if (c->line[0] != '\0')
+                    return FEED_BAD;
+                c->ps = P_CHUNK_SIZE;
+            } else if (c->ps == P_TRAILER) {
+                if (c->line[0] == '\0')
+                    c->ps = P_DONE;
+            } else {
+                uint64_t x = 0;
+                const char *d = c->line;
+                if (!((*d >= '0' && *d <= '9') || (*d >= 'a' && *d <= 'f') ||
+                      (*d >= 'A' && *d <= 'F')))
+                    return FEED_BAD;
+                for (; *d != '\0' && *d != ';' && *d != ' ' && *d != '\t'; d++) {
+                    int v = *d >= '0' && *d <= '9' ? *d - '0'
+                          : *d >= 'a' && *d <= 'f' ? *d - 'a' + 10
+                          : *d >= 'A' && *d <= 'F' ? *d - 'A' + 10 : -1;
+                    if (v < 0 || x > (UINT64_MAX >> 4))
+                        return FEED_BAD;
+                    x = (x << 4) | (uint64_t)v;
+                }
+                c->remain = x;
+                c->ps = x > 0 ? P_CHUNK_DATA : P_TRAILER;
+            }
+            break;
+        }
+        case P_DONE:
+            return FEED_EXTRA;
+        }
+    }
+    return c->ps == P_DONE ? FEED_DONE : FEED_MORE;
+}
+
+/* The reply on c is complete. */
+static void conn_exchange_done(struct conn *c, int reusable)
+{
+    struct transfer *t = c->t;
+    struct pool *p = c->pool;
+
+    t->conn = NULL;
+    c->t = NULL;
+    c->served++;
+    if (reusable) {
+        conn_release(c);
+    } else {
+        conn_close(c);
+        pool_kick(p);
+    }
+    transfer_answered(t);
+}
+
+static void conn_recv(struct conn *c)
+{
+    char buf[READ_CHUNK];
+
+    for (;;) {
+        size_t n = 0;
+        int r, e, f;
+        ERR_clear_error();
+        r = SSL_read_ex(c->ssl, buf, sizeof(buf), &n);
+        if (r == 1) {
+            c->got_bytes = 1;
+            f = reply_feed(c, c->t, buf, n);
+            tg_wipe(buf, n);
+            if (f == FEED_MORE)
+                continue;
+            if (f == FEED_DONE || f == FEED_EXTRA)
+                conn_exchange_done(c, f == FEED_DONE && !c->close_after);
+            else if (f == FEED_TOO_LARGE)
+                conn_fail(c, UPSTREAM_ERR_TOO_LARGE, 0, "reply exceeds the cap");
+            else
+                conn_fail(c, UPSTREAM_ERR_PROTOCOL, 0, "malformed reply");
+            return;
+        }
+        e = SSL_get_error(c->ssl, r);
+        if (e == SSL_ERROR_WANT_READ) {
+            conn_watch(c, EPOLLIN);
+            return;
+        }
+        if (e == SSL_ERROR_WANT_WRITE) {
+            conn_watch(c, EPOLLOUT);
+            return;
+        }
+        ERR_clear_error();
+        if (c->ps == P_BODY_EOF && (e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL ||
+                                    e == SSL_ERROR_SSL)) {
+            /* A reply delimited by the end of the connection: complete.
+             * Without close_notify it could be truncated; JSON parsing
+             * of the body is the judge. */
+            conn_exchange_done(c, 0);
+            return;
+        }
+        conn_broken(c, e == SSL_ERROR_ZERO_RETURN ? "vendor closed the connection"
+                                                  : "reading the reply");
+        return;
+    }
+}
+
+/* An idle connection became readable: a late TLS 1.3 session ticket
+ * (keep it), or the vendor closing it or sending unasked-for data (drop
+ * it). */
+static void conn_idle_event(struct conn *c, uint32_t events)
+{
+    char buf[256];
+    size_t n = 0;
+    int r;
+
+    if (!(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
+        ERR_clear_error();
+        r = SSL_read_ex(c->ssl, buf, sizeof(buf), &n);
+        if (r != 1 && SSL_get_error(c->ssl, r) == SSL_ERROR_WANT_READ)
+            return;
+        tg_wipe(buf, sizeof(buf));
+        ERR_clear_error();
+    }
+    conn_close(c);
+}
+
+static void on_conn(ev_handler *h, uint32_t events)
+{
+    struct conn *c = container_of(h, struct conn, h);
+
+    switch (c->st) {
+    case C_CONNECT:
+        conn_connect_event(c);
+        break;
+    case C_PROXY_SEND:
+    case C_PROXY_RECV:
+        conn_proxy(c);
+        break;
+    case C_HANDSHAKE:
+        conn_handshake(c);
+        break;
+    case C_IDLE:
+        conn_idle_event(c, events);
+        break;
+    case C_SEND:
+        conn_send(c);
+        break;
+    case C_RECV:
+        conn_recv(c);
+        break;
+    }
+}
+
+int upstream_session_cb(SSL *ssl, SSL_SESSION *sess)
+{
+    struct conn *c = SSL_get_app_data(ssl);
+
+    if (c == NULL || !SSL_SESSION_is_resumable(sess))
+        return 0;
+    if (c->pool->session != NULL)
+        SSL_SESSION_free(c->pool->session);
+    c->pool->session = sess;
+    return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Pools                                                                */
+
+static struct pool *pool_find(upstream_ctx *u, const rt_upstream *up)
+{
+    struct pool *p;
+
+    for (p = u->pools; p != NULL; p = p->next)
+        if (p->up == up && p->gen == up->gen)
+            return p;
+    p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    p->u = u;
+    p->up = up;
+    p->gen = up->gen;
+    p->next = u->pools;
+    u->pools = p;
+    return p;
+}
+
+static void queue_remove(struct pool *p, struct transfer *t)
+{
+    if (!t->queued)
+        return;
+    if (t->qprev != NULL)
+        t->qprev->qnext = t->qnext;
+    else
+        p->qhead = t->qnext;
+    if (t->qnext != NULL)
+        t->qnext->qprev = t->qprev;
+    else
+        p->qtail = t->qprev;
+    t->qprev = t->qnext = NULL;
+    t->queued = 0;
+}
+
+/* Give t a connection: an idle one, a new one, or a place in the queue. */
+static void pool_get(struct pool *p, struct transfer *t)
+{
+    char why[160];
+    uint64_t now = tg_now_ms();
+    struct conn *c;
+
+    while ((c = p->idle) != NULL) {
+        if (now - c->idle_since <= IDLE_REUSE_MS) {
+            p->idle = c->next;
+            if (p->idle != NULL)
+                p->idle->prev = NULL;
+            c->next = c->prev = NULL;
+            c->st = C_SEND;     /* off the idle list */
+            c->t = t;
+            t->conn = c;
+            conn_begin(c);
+            return;
+        }
+        conn_close(c);
+    }
+    if (p->n_conns < (size_t)p->up->conf->max_connections) {
+        if (conn_open(p, t, why, sizeof(why)) != 0)
+            transfer_failed(t, UPSTREAM_ERR_CONNECT, 1, why);
+        return;
+    }
+    t->queued = 1;
+    t->qnext = NULL;
+    t->qprev = p->qtail;
+    if (p->qtail != NULL)
+        p->qtail->qnext = t;
+    else
+        p->qhead = t;
+    p->qtail = t;
+}
+
+/* Open connections for waiters while the pool has room. */
+static void pool_kick(struct pool *p)
+{
+    upstream_ctx *u = p->u;
+
+    if (u->kicking)
+        return;
+    u->kicking = 1;
+    while (p->qhead != NULL && p->n_conns < (size_t)p->up->conf->max_connections) {
+        struct transfer *t = p->qhead;
+        queue_remove(p, t);
+        pool_get(p, t);
+    }
+    u->kicking = 0;
+}
+
+static void pool_free(struct pool *p)
+{
+    if (p->session != NULL)
+        SSL_SESSION_free(p->session);
+    free(p);
+}
+
+void upstream_runtime_changed(upstream_ctx *u)
+{
+    struct pool **pp = &u->pools;
+    uint64_t gen = u->w->rt->gen;
+
+    while (*pp != NULL) {
+        struct pool *p = *pp;
+        if (p->gen == gen) {
+            pp = &p->next;
+            continue;
+        }
+        while (p->idle != NULL)
+            conn_close(p->idle);
+        if (p->n_conns == 0 && p->qhead == NULL) {
+            *pp = p->next;
+            pool_free(p);
+        } else {
+            pp = &p->next;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Jobs                                                                 */
 
 upstream_ctx *upstream_init(worker *w)
 {
@@ -177,56 +1154,24 @@ upstream_ctx *upstream_init(worker *w)
     if (u == NULL)
         return NULL;
     u->w = w;
-    timer_init(&u->timer, on_timer, u);
-    u->multi = curl_multi_init();
-    u->share = curl_share_init();
-    if (u->multi == NULL || u->share == NULL) {
-        upstream_close(u);
-        return NULL;
-    }
-    /* TLS sessions are reused across the worker's transfers; one thread
-     * only, so no share locks. */
-    curl_share_setopt(u->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-    curl_multi_setopt(u->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
-    curl_multi_setopt(u->multi, CURLMOPT_SOCKETDATA, u);
-    curl_multi_setopt(u->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-    curl_multi_setopt(u->multi, CURLMOPT_TIMERDATA, u);
-    {
-        /* Connections per vendor host (transfers beyond it wait for one),
-         * and a cache big enough to keep them all alive between requests. */
-        const tg_config *cfg = w->rt->cfg;
-        long per_host = 1, total = 0;
-        for (size_t i = 0; i < cfg->n_upstreams; i++) {
-            if (cfg->upstreams[i].max_connections > per_host)
-                per_host = cfg->upstreams[i].max_connections;
-            total += cfg->upstreams[i].max_connections;
-        }
-        curl_multi_setopt(u->multi, CURLMOPT_MAX_HOST_CONNECTIONS, per_host);
-        curl_multi_setopt(u->multi, CURLMOPT_MAXCONNECTS, total);
-    }
     return u;
 }
 
 static void transfer_clear(upstream_ctx *u, struct transfer *t)
 {
     timer_cancel(&u->w->timers, &t->retry);
-    if (t->easy != NULL) {
-        if (t->in_multi)
-            curl_multi_remove_handle(u->multi, t->easy);
-        /* Reused: creating a handle per request is a good share of the
-         * allocator's work.  Reset drops every option (and with it the
-         * pointers into this transfer). */
-        if (u->n_pool < EASY_POOL) {
-            curl_easy_reset(t->easy);
-            u->pool[u->n_pool++] = t->easy;
-        } else {
-            curl_easy_cleanup(t->easy);
-        }
-        t->easy = NULL;
+    timer_cancel(&u->w->timers, &t->deadline);
+    if (t->queued)
+        queue_remove(t->job->pool, t);
+    if (t->conn != NULL) {
+        struct conn *c = t->conn;
+        c->t = NULL;
+        t->conn = NULL;
+        /* A connection still being set up carries on for the pool; one
+         * in the middle of an exchange cannot be reused. */
+        if (c->st == C_SEND || c->st == C_RECV)
+            conn_close(c);
     }
-    t->in_multi = 0;
-    curl_slist_free_all(t->hdrs);
-    t->hdrs = NULL;
     adapter_http_free(&t->req);
     tg_buf_free(&t->resp);
 }
@@ -237,6 +1182,7 @@ static void job_free(upstream_job *job)
 
     for (size_t i = 0; i < job->n; i++)
         transfer_clear(u, &job->t[i]);
+    timer_cancel(&u->w->timers, &job->later);
     if (job->prev != NULL)
         job->prev->next = job->next;
     else
@@ -244,6 +1190,8 @@ static void job_free(upstream_job *job)
     if (job->next != NULL)
         job->next->prev = job->prev;
     u->n_jobs--;
+    if (job->pool != NULL)
+        pool_kick(job->pool);
     free(job->t);
     free(job);
 }
@@ -252,16 +1200,16 @@ void upstream_close(upstream_ctx *u)
 {
     if (u == NULL)
         return;
+    u->kicking = 1;     /* no new connections for waiters freed next */
     while (u->jobs != NULL)
         job_free(u->jobs);
-    while (u->n_pool > 0)
-        curl_easy_cleanup(u->pool[--u->n_pool]);
-    if (u->w != NULL)
-        timer_cancel(&u->w->timers, &u->timer);
-    if (u->multi != NULL)
-        curl_multi_cleanup(u->multi);
-    if (u->share != NULL)
-        curl_share_cleanup(u->share);
+    while (u->conns != NULL)
+        conn_close(u->conns);
+    while (u->pools != NULL) {
+        struct pool *p = u->pools;
+        u->pools = p->next;
+        pool_free(p);
+    }
     free(u);
 }
 
@@ -298,134 +1246,121 @@ static void job_finish(upstream_job *job, upstream_err err)
     job_free(job);
 }
 
-static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
+static void on_later(tg_timer *tm, void *arg)
 {
-    struct transfer *t = userdata;
+    upstream_job *job = arg;
 
-    if (tg_buf_add(&t->resp, ptr, size * nmemb) != 0)
-        return 0;   /* curl fails the transfer with CURLE_WRITE_ERROR */
-    return size * nmemb;
+    (void)tm;
+    job_finish(job, job->later_err);
 }
 
-static int transfer_start(upstream_ctx *u, struct transfer *t)
+/* End the job with err, but never from inside upstream_add: its caller
+ * does not hold the job yet. */
+static void job_fail(upstream_job *job, upstream_err err)
 {
+    if (!job->adding) {
+        job_finish(job, err);
+        return;
+    }
+    if (job->failed)
+        return;
+    job->failed = 1;
+    job->later_err = err;
+    if (timer_arm(&job->u->w->timers, &job->later, tg_now_ms()) != 0)
+        log_err("upstream: out of memory reporting a failure");
+}
+
+static void on_deadline(tg_timer *tm, void *arg)
+{
+    struct transfer *t = arg;
+    struct conn *c = t->conn;
+    int sent = t->sent;
+
+    (void)tm;
+    if (c != NULL) {
+        struct pool *p = c->pool;
+        c->t = NULL;
+        t->conn = NULL;
+        conn_close(c);
+        pool_kick(p);
+    }
+    queue_remove(t->job->pool, t);
+    /* Not yet through to the vendor (no connection or still setting one
+     * up): as unreachable, and worth another attempt.  Otherwise the
+     * vendor had the request and did not answer in time. */
+    if (sent)
+        transfer_failed(t, UPSTREAM_ERR_TIMEOUT, 0, "no reply within timeout_ms");
+    else
+        transfer_failed(t, UPSTREAM_ERR_CONNECT, 1, "no connection within timeout_ms");
+}
+
+static void transfer_start(struct transfer *t)
+{
+    upstream_job *job = t->job;
+    upstream_ctx *u = job->u;
+
     t->attempts++;
-    t->job->info.attempts++;
-    if (curl_multi_add_handle(u->multi, t->easy) != CURLM_OK)
-        return -1;
-    t->in_multi = 1;
-    return 0;
+    job->info.attempts++;
+    t->sent = 0;
+    t->status = 0;
+    tg_buf_free(&t->resp);
+    if (timer_arm(&u->w->timers, &t->deadline,
+                  tg_now_ms() + (uint64_t)job->up->conf->timeout_ms) != 0) {
+        job_fail(job, UPSTREAM_ERR_NOMEM);
+        return;
+    }
+    pool_get(job->pool, t);
 }
 
 static void on_retry(tg_timer *tm, void *arg)
 {
-    struct transfer *t = arg;
-
     (void)tm;
-    if (transfer_start(t->job->u, t) != 0)
-        job_finish(t->job, UPSTREAM_ERR_NOMEM);
+    transfer_start(arg);
 }
 
-static int transfer_setup(struct transfer *t, const rt_upstream *up,
-                          CURLSH *share, size_t reply_cap)
+static void transfer_failed(struct transfer *t, upstream_err err, int retry,
+                            const char *why)
 {
-    const tg_upstream_conf *c = up->conf;
-    tg_buf url;
-    CURL *e;
-    int rc = -1;
+    upstream_job *job = t->job;
+    upstream_ctx *u = job->u;
+    const tg_upstream_conf *c = job->up->conf;
 
-    tg_buf_init(&t->resp, reply_cap);
-    timer_init(&t->retry, on_retry, t);
-    t->easy = e = t->job->u->n_pool > 0 ? t->job->u->pool[--t->job->u->n_pool]
-                                        : curl_easy_init();
-    if (e == NULL)
-        return -1;
-    tg_buf_init(&url, 8192);
-    if (tg_buf_adds(&url, up->url_prefix) != 0 || tg_buf_adds(&url, t->req.path) != 0)
-        goto fail;
-    for (size_t i = 0; i < t->req.n_headers; i++) {
-        struct curl_slist *n = curl_slist_append(t->hdrs, t->req.headers[i]);
-        if (n == NULL)
-            goto fail;
-        t->hdrs = n;
+    timer_cancel(&u->w->timers, &t->deadline);
+    if (job->failed)
+        return;
+    if (retry && t->attempts <= c->max_retries) {
+        uint64_t backoff = (uint64_t)c->retry_backoff_ms << (t->attempts - 1);
+        log_debug("upstream %s: attempt %d failed (%s: %s); retrying in %llu ms", c->name,
+                  t->attempts, upstream_code(err), why, (unsigned long long)backoff);
+        if (timer_arm(&u->w->timers, &t->retry, tg_now_ms() + backoff) != 0)
+            job_fail(job, UPSTREAM_ERR_NOMEM);
+        return;
     }
-    if (t->req.content_type != NULL) {
-        char ct[128];
-        struct curl_slist *n;
-        snprintf(ct, sizeof(ct), "Content-Type: %s", t->req.content_type);
-        n = curl_slist_append(t->hdrs, ct);
-        if (n == NULL)
-            goto fail;
-        t->hdrs = n;
+    log_info("upstream %s: %s (%s)", c->name, upstream_strerror(err), why);
+    job_fail(job, err);
+}
+
+static void transfer_answered(struct transfer *t)
+{
+    upstream_job *job = t->job;
+    upstream_ctx *u = job->u;
+    const tg_upstream_conf *c = job->up->conf;
+
+    timer_cancel(&u->w->timers, &t->deadline);
+    job->info.last_status = t->status;
+    if ((t->status == 429 || t->status == 500 || t->status == 502 ||
+         t->status == 503 || t->status == 504) && t->attempts <= c->max_retries) {
+        uint64_t backoff = (uint64_t)c->retry_backoff_ms << (t->attempts - 1);
+        log_debug("upstream %s: attempt %d answered %ld; retrying in %llu ms", c->name,
+                  t->attempts, t->status, (unsigned long long)backoff);
+        tg_buf_free(&t->resp);
+        if (timer_arm(&u->w->timers, &t->retry, tg_now_ms() + backoff) != 0)
+            job_fail(job, UPSTREAM_ERR_NOMEM);
+        return;
     }
-    /* No 100-continue round trip; nothing from the terminal's request
-     * (addresses, agents, cookies) is forwarded: curl sends only Host,
-     * Accept and Content-Length besides these. */
-    {
-        struct curl_slist *n = curl_slist_append(t->hdrs, "Expect:");
-        if (n == NULL)
-            goto fail;
-        t->hdrs = n;
-    }
-    if (curl_easy_setopt(e, CURLOPT_URL, url.data) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https") != CURLE_OK)
-        goto fail;
-    curl_easy_setopt(e, CURLOPT_PRIVATE, t);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_SHARE, share);
-    curl_easy_setopt(e, CURLOPT_RESOLVE, up->resolve);
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->hdrs);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, c->timeout_ms);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    /* Replies are small JSON documents; the default 16 KiB receive buffer
-     * per transfer costs memory when thousands are in flight.  A larger
-     * reply costs more calls into OpenSSL, not more system calls (vendor
-     * TLS reads ahead). */
-    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 2048L);
-    /* Vendor leg: verified, CRYPTREC profile applied to curl's own SSL_CTX
-     * by the same code that configures the listeners. */
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-    curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-    curl_easy_setopt(e, CURLOPT_SSL_CIPHER_LIST, up->profile->tls12_suites);
-    curl_easy_setopt(e, CURLOPT_TLS13_CIPHERS, up->profile->tls13_suites);
-    curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, runtime_curl_ssl_ctx);
-    curl_easy_setopt(e, CURLOPT_SSL_CTX_DATA, (void *)(uintptr_t)up);
-    if (up->ca_pem != NULL) {
-        /* The configured CAs and nothing else: no default bundle or
-         * directory alongside them.  Given as a blob, not through the
-         * SSL_CTX callback, because curl compares it when it considers
-         * reusing a kept-alive connection: a connection verified against
-         * one upstream's CAs is never handed to another's transfer. */
-        struct curl_blob blob = { up->ca_pem, up->ca_len, CURL_BLOB_NOCOPY };
-        curl_easy_setopt(e, CURLOPT_CAINFO, NULL);
-        curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
-        curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &blob);
-    }
-    if (up->pins != NULL)
-        curl_easy_setopt(e, CURLOPT_PINNEDPUBLICKEY, up->pins);
-    if (c->proxy != NULL) {
-        /* CONNECT tunnel: TLS and its verification stay end to end. */
-        curl_easy_setopt(e, CURLOPT_PROXY, c->proxy);
-        curl_easy_setopt(e, CURLOPT_HTTPPROXYTUNNEL, 1L);
-        curl_easy_setopt(e, CURLOPT_PROXYTYPE, (long)CURLPROXY_HTTP);
-    }
-    if (t->req.content_type != NULL) {
-        curl_easy_setopt(e, CURLOPT_POST, 1L);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->req.body.data ? t->req.body.data : "");
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)t->req.body.len);
-    } else {
-        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-    }
-    rc = 0;
-fail:
-    tg_buf_free(&url);
-    return rc;
+    t->done = 1;
+    if (++job->n_done == job->n)
+        job_finish(job, UPSTREAM_OK);
 }
 
 upstream_job *upstream_add(upstream_ctx *u, const rt_upstream *up,
@@ -441,7 +1376,8 @@ upstream_job *upstream_add(upstream_ctx *u, const rt_upstream *up,
     if (job == NULL || n == 0)
         goto fail_reqs;
     job->t = calloc(n, sizeof(*job->t));
-    if (job->t == NULL)
+    job->pool = pool_find(u, up);
+    if (job->t == NULL || job->pool == NULL)
         goto fail_reqs;
     job->u = u;
     job->up = up;
@@ -449,6 +1385,7 @@ upstream_job *upstream_add(upstream_ctx *u, const rt_upstream *up,
     job->fn = fn;
     job->arg = arg;
     job->t0 = tg_now_ms();
+    timer_init(&job->later, on_later, job);
     snprintf(job->info.address, sizeof(job->info.address), "%s", up->address);
     job->next = u->jobs;
     if (u->jobs != NULL)
@@ -456,19 +1393,19 @@ upstream_job *upstream_add(upstream_ctx *u, const rt_upstream *up,
     u->jobs = job;
     u->n_jobs++;
     for (size_t i = 0; i < n; i++) {
-        job->t[i].job = job;
-        job->t[i].req = reqs[i];   /* moved */
+        struct transfer *t = &job->t[i];
+        t->job = job;
+        t->req = reqs[i];   /* moved */
         memset(&reqs[i], 0, sizeof(reqs[i]));
+        tg_buf_init(&t->resp, reply_cap);
+        timer_init(&t->retry, on_retry, t);
+        timer_init(&t->deadline, on_deadline, t);
     }
     free(reqs);
-    reqs = NULL;
-    for (size_t i = 0; i < n; i++) {
-        if (transfer_setup(&job->t[i], up, u->share, reply_cap) != 0 ||
-            transfer_start(u, &job->t[i]) != 0) {
-            job_free(job);
-            return NULL;
-        }
-    }
+    job->adding = 1;
+    for (size_t i = 0; i < n && !job->failed; i++)
+        transfer_start(&job->t[i]);
+    job->adding = 0;
     return job;
 fail_reqs:
     if (reqs != NULL) {
@@ -481,127 +1418,4 @@ fail_reqs:
         free(job);
     }
     return NULL;
-}
-
-/* Classify a curl failure; *retry says whether another attempt may help. */
-static upstream_err classify(CURL *e, CURLcode rc, const char *detail, int *retry)
-{
-    curl_off_t connect_us = 0;
-
-    *retry = 0;
-    switch (rc) {
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_COULDNT_RESOLVE_HOST:
-        *retry = 1;
-        return UPSTREAM_ERR_CONNECT;
-    case CURLE_OPERATION_TIMEDOUT:
-        /* Pre-transfer time is set once the request could be sent, on new
-         * and reused connections alike; zero means we never got through. */
-        curl_easy_getinfo(e, CURLINFO_PRETRANSFER_TIME_T, &connect_us);
-        if (connect_us == 0) {
-            *retry = 1;
-            return UPSTREAM_ERR_CONNECT;
-        }
-        return UPSTREAM_ERR_TIMEOUT;
-    case CURLE_SEND_ERROR:
-    case CURLE_RECV_ERROR:
-    case CURLE_GOT_NOTHING:
-    case CURLE_PARTIAL_FILE:
-        /* A kept-alive connection the vendor closed, or a reset: translation
-         * is idempotent, so trying again is safe. */
-        *retry = 1;
-        return UPSTREAM_ERR_IO;
-    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-        return UPSTREAM_ERR_PIN;
-    case CURLE_PEER_FAILED_VERIFICATION: {
-        long vr = 0;
-        /* curl checks the host name itself after OpenSSL verified the
-         * chain, and then reports no specific verify result: its message
-         * is the only witness of a name mismatch. */
-        curl_easy_getinfo(e, CURLINFO_SSL_VERIFYRESULT, &vr);
-        if (vr == X509_V_ERR_CERT_HAS_EXPIRED || vr == X509_V_ERR_CERT_NOT_YET_VALID)
-            return UPSTREAM_ERR_CERT_EXPIRED;
-        if (vr == X509_V_ERR_HOSTNAME_MISMATCH || vr == X509_V_ERR_IP_ADDRESS_MISMATCH ||
-            strstr(detail, "subject name") != NULL ||
-            strstr(detail, "does not match") != NULL)
-            return UPSTREAM_ERR_CERT_NAME;
-        return UPSTREAM_ERR_CERT_UNTRUSTED;
-    }
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CIPHER:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_INVALIDCERTSTATUS:
-    case CURLE_SSL_ISSUER_ERROR:
-    case CURLE_SSL_CRL_BADFILE:
-    case CURLE_SSL_ENGINE_INITFAILED:
-        return UPSTREAM_ERR_TLS;
-    case CURLE_WRITE_ERROR:
-    case CURLE_FILESIZE_EXCEEDED:
-        return UPSTREAM_ERR_TOO_LARGE;
-    case CURLE_OUT_OF_MEMORY:
-        return UPSTREAM_ERR_NOMEM;
-    default:
-        return UPSTREAM_ERR_IO;
-    }
-}
-
-static void transfer_done(upstream_ctx *u, struct transfer *t, CURLcode rc)
-{
-    upstream_job *job = t->job;
-    const tg_upstream_conf *c = job->up->conf;
-    upstream_err err = UPSTREAM_OK;
-    int retry = 0;
-    char *ip = NULL;
-
-    curl_multi_remove_handle(u->multi, t->easy);
-    t->in_multi = 0;
-    if (curl_easy_getinfo(t->easy, CURLINFO_PRIMARY_IP, &ip) == CURLE_OK &&
-        ip != NULL && ip[0] != '\0')
-        snprintf(job->info.address, sizeof(job->info.address), "%s", ip);
-    if (rc == CURLE_OK) {
-        curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->status);
-        job->info.last_status = t->status;
-        retry = t->status == 429 || t->status == 500 || t->status == 502 ||
-                t->status == 503 || t->status == 504;
-    } else {
-        err = classify(t->easy, rc, t->errbuf, &retry);
-    }
-    if (retry && t->attempts <= c->max_retries) {
-        uint64_t backoff = (uint64_t)c->retry_backoff_ms << (t->attempts - 1);
-        log_debug("upstream %s: attempt %d failed (%s, status %ld); retrying in %llu ms",
-                  c->name, t->attempts, rc == CURLE_OK ? "answered" : curl_easy_strerror(rc),
-                  t->status, (unsigned long long)backoff);
-        tg_buf_free(&t->resp);
-        t->status = 0;
-        if (timer_arm(&u->w->timers, &t->retry, tg_now_ms() + backoff) != 0)
-            job_finish(job, UPSTREAM_ERR_NOMEM);
-        return;
-    }
-    if (err != UPSTREAM_OK) {
-        long vr = 0;
-        curl_easy_getinfo(t->easy, CURLINFO_SSL_VERIFYRESULT, &vr);
-        log_info("upstream %s: %s (%s; certificate check %ld)", c->name,
-                 upstream_strerror(err), curl_easy_strerror(rc), vr);
-        job_finish(job, err);
-        return;
-    }
-    t->done = 1;
-    if (++job->n_done == job->n)
-        job_finish(job, UPSTREAM_OK);
-}
-
-static void check_done(upstream_ctx *u)
-{
-    CURLMsg *msg;
-    int left;
-
-    while ((msg = curl_multi_info_read(u->multi, &left)) != NULL) {
-        struct transfer *t = NULL;
-        if (msg->msg != CURLMSG_DONE)
-            continue;
-        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
-        if (t != NULL)
-            transfer_done(u, t, msg->data.result);
-    }
 }

@@ -1,8 +1,14 @@
 /*
- * upstream: one curl multi handle per worker, driven by the worker's epoll
- * through curl's socket API.  A job is a set of HTTP exchanges with one
- * vendor (see adapter.h), run concurrently over kept-alive connections, with
- * bounded retries and backoff on connection failures, 429 and 5xx.
+ * upstream: the vendor leg's HTTP/1.1 client, one per worker, driven by the
+ * worker's epoll.  A job is a set of HTTP exchanges with one vendor (see
+ * adapter.h), run concurrently over kept-alive TLS connections, with bounded
+ * retries and backoff on connection failures, 429 and 5xx.
+ *
+ * Connections are pooled per worker and upstream (at most max_connections;
+ * exchanges beyond it wait for one), opened non-blocking to the addresses
+ * resolved at load, optionally through an HTTP CONNECT proxy, and verified
+ * with the upstream's TLS context (runtime.h): chain, host name, pins.  A
+ * connection opened under one runtime never serves another's requests.
  *
  * A job ends in exactly one way: its completion callback runs once, or the
  * caller cancels it and the callback never runs.
@@ -27,7 +33,8 @@ typedef enum upstream_err {
     UPSTREAM_ERR_CERT_EXPIRED = 7,   /* vendor certificate expired or not yet valid */
     UPSTREAM_ERR_CERT_NAME = 8,      /* vendor certificate is for another host */
     UPSTREAM_ERR_CERT_UNTRUSTED = 9, /* vendor chain does not verify (CA, revoked...) */
-    UPSTREAM_ERR_PIN = 10            /* vendor key does not match a configured pin */
+    UPSTREAM_ERR_PIN = 10,           /* vendor key does not match a configured pin */
+    UPSTREAM_ERR_PROTOCOL = 11       /* reply is not well-formed HTTP/1.1 */
 } upstream_err;
 
 /* Fixed description.  Never NULL. */
@@ -53,7 +60,7 @@ typedef void (*upstream_done_fn)(void *arg, upstream_err err,
 typedef struct upstream_ctx upstream_ctx;
 typedef struct upstream_job upstream_job;
 
-/* Create a worker's multi handle.  Returns NULL on failure. */
+/* Create a worker's client.  Returns NULL on failure. */
 upstream_ctx *upstream_init(worker *w);
 
 /* Cancel every job (no callbacks) and free.  NULL-safe. */
@@ -72,5 +79,13 @@ void upstream_cancel(upstream_ctx *u, upstream_job *job);
 
 /* Number of jobs in progress.  Cannot fail. */
 size_t upstream_pending(const upstream_ctx *u);
+
+/* The worker switched runtimes: idle connections of the old one are
+ * closed, busy ones close when their exchange ends.  Cannot fail. */
+void upstream_runtime_changed(upstream_ctx *u);
+
+/* The vendor contexts' new-session callback (SSL_CTX_sess_set_new_cb):
+ * keeps the newest resumable session per worker and upstream. */
+int upstream_session_cb(SSL *ssl, SSL_SESSION *sess);
 
 #endif

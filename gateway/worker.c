@@ -97,6 +97,7 @@ static void on_wake(ev_handler *h, uint32_t events)
         for (size_t i = 0; i < w->n_listeners; i++)
             w->listeners[i].ctx = w->rt->listener_ctx[i];
         runtime_unref(old);
+        upstream_runtime_changed(w->up);
         log_debug("worker %d: switched to the reloaded configuration", w->id);
     }
     pthread_mutex_unlock(&w->cmd_lock);

@@ -1,7 +1,7 @@
 /*
  * worker: one event loop thread that owns, share-nothing, its TLS front
- * listeners and connections (TLS and HTTP/1.1, tls_front) and one curl
- * multi handle.  Workers share only the immutable runtime.
+ * listeners and connections (TLS and HTTP/1.1, tls_front) and its vendor
+ * client (upstream).  Workers share only the immutable runtime.
  */
 #ifndef TG_WORKER_H
 #define TG_WORKER_H
@@ -81,7 +81,7 @@ typedef struct worker {
     uint64_t id_counter;         /* ... and a counter */
 } worker;
 
-/* Create a worker's loop, listeners (SO_REUSEPORT) and curl multi.  audit
+/* Create a worker's loop, listeners (SO_REUSEPORT) and vendor client.  audit
  * (NULL only in benchmark builds) and susp are borrowed and shared by every
  * worker.  Returns 0, or -1 after logging why (and cleaning up). */
 int worker_init(worker *w, int id, const tg_runtime *rt, struct audit_log *audit,
