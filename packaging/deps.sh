@@ -2,16 +2,16 @@
 # Install what transgate needs on Debian 12, from Debian packages only.
 #   deps.sh build    compiler, CMake and the libraries
 #   deps.sh run      + Apertium APY and the English-Spanish pair
-#   deps.sh test     + cmocka, clang (sanitizers, libFuzzer), nginx, wrk,
+#   deps.sh test     + cmocka, libcurl (one test's client), clang (sanitizers, libFuzzer), nginx, wrk,
 #                      Node.js (for the DeepL client library test)
 set -eu
 what=${1:-build}
 pkgs="build-essential cmake pkg-config ca-certificates openssl curl python3
-      libssl-dev libcurl4-openssl-dev libmicrohttpd-dev libpcre2-dev libjansson-dev"
+      libssl-dev libmicrohttpd-dev libpcre2-dev libjansson-dev"
 case "$what" in
 build) ;;
 run)  pkgs="$pkgs apertium-apy apertium-eng-spa" ;;
-test) pkgs="$pkgs apertium-apy apertium-eng-spa libcmocka-dev clang libclang-rt-14-dev
+test) pkgs="$pkgs apertium-apy apertium-eng-spa libcmocka-dev libcurl4-openssl-dev clang libclang-rt-14-dev
             llvm nginx-light wrk" ;;
 *) echo "usage: $0 build|run|test" >&2; exit 2 ;;
 esac

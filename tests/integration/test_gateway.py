@@ -605,6 +605,117 @@ class TlsTest(Base):
         self.assertNotEqual(rc, 0, out)
 
 
+class VendorClientTest(Base):
+    """The gateway's own HTTP/1.1 client on the vendor leg: reply framings,
+    malformed replies, connection reuse and its limits, seen from both ends
+    (what the terminal gets, and on which connection the stub got what)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.w = harness.Workdir()
+        key_file = os.path.join(W.path, "vendor.apikey")
+        up = {"adapter": "deepl", "url": "https://localhost:%d" % STUB.port,
+              "api_key_file": key_file, "ca_file": CERTS.ca, "clearance": 2,
+              "max_retries": 0}
+        cls.gw = harness.Gateway(cls.w.path, CERTS, upstreams=[
+            dict(up, name="noretry"),
+            dict(up, name="single", max_connections=1),
+        ], clients=[{"name": "t", "upstream": "noretry"},
+                    {"name": "t1", "upstream": "single"}], workers=1).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            assert cls.gw.stop() == 0
+        finally:
+            cls.w.cleanup()
+
+    def translate(self, text, client="t"):
+        st, _, body = self.gw.request("POST", "/v2/translate",
+                                      form(text=text, target_lang="DE"), FORM, client=client)
+        return st, json.loads(body)
+
+    def test_reply_framings_are_decoded_and_reuse_follows_them(self):
+        reusable = {"chunked": True, "interim": True, "lf": True,
+                    "eof": False, "extra": False}
+        for framing, reuse in sorted(reusable.items()):
+            with self.subTest(framing=framing):
+                mark = self.stub_mark()
+                st, doc = self.translate("@@framing=%s@@ hello" % framing)
+                self.assertEqual(st, 200, doc)
+                self.assertEqual(doc["translations"][0]["text"],
+                                 "[DE] @@FRAMING=%s@@ HELLO" % framing.upper())
+                st, doc = self.translate("after")
+                self.assertEqual((st, doc["translations"][0]["text"]), (200, "[DE] AFTER"))
+                recs = self.stub_since(mark)
+                self.assertEqual(len(recs), 2)
+                self.assertEqual(recs[1]["conn"] == recs[0]["conn"], reuse,
+                                 "connection reused after a %s reply" % framing)
+
+    def test_malformed_replies_are_bad_replies_and_the_gateway_keeps_serving(self):
+        for framing in ("badstatus", "badchunk", "hugehead"):
+            with self.subTest(framing=framing):
+                mark = self.stub_mark()
+                st, doc = self.translate("@@framing=%s@@ x" % framing)
+                self.assertEqual((st, doc.get("code")), (502, "vendor_bad_reply"))
+                self.assertEqual(len(self.stub_since(mark)), 1)   # never retried
+                st, doc = self.translate("next")
+                self.assertEqual((st, doc["translations"][0]["text"]), (200, "[DE] NEXT"))
+                recs = self.stub_since(mark)
+                self.assertNotEqual(recs[1]["conn"], recs[0]["conn"])
+
+    def test_a_stale_kept_alive_connection_is_replaced_without_using_a_retry(self):
+        mark = self.stub_mark()
+        st, doc = self.translate("@@drop-next@@ first")
+        self.assertEqual(st, 200, doc)
+        # max_retries is 0: the request still succeeds, because a kept-alive
+        # connection that closes before answering is not an attempt.
+        st, doc = self.translate("second")
+        self.assertEqual((st, doc["translations"][0]["text"]), (200, "[DE] SECOND"))
+        recs = self.stub_since(mark)
+        self.assertEqual(len(recs), 3)
+        self.assertEqual(recs[1]["conn"], recs[0]["conn"])      # the stale one
+        self.assertNotEqual(recs[2]["conn"], recs[0]["conn"])   # a fresh one
+        self.assertEqual(recs[1]["body"], recs[2]["body"])
+
+    def test_max_connections_queues_exchanges_on_one_connection(self):
+        mark = self.stub_mark()
+        results = [None] * 4
+
+        def one(i):
+            results[i] = self.translate("@@delay=150@@ q%d" % i, client="t1")
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(4)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(30)
+        for i, (st, doc) in enumerate(results):
+            self.assertEqual(st, 200, doc)
+            self.assertEqual(doc["translations"][0]["text"], "[DE] @@DELAY=150@@ Q%d" % i)
+        recs = self.stub_since(mark)
+        self.assertEqual(len(recs), 4)
+        self.assertEqual({r["conn"] for r in recs}, {recs[0]["conn"]})
+
+    def test_a_reload_never_hands_a_connection_to_the_new_configuration(self):
+        mark = self.stub_mark()
+        self.assertEqual(self.translate("r1", client="t1")[0], 200)
+        self.assertEqual(self.translate("r2", client="t1")[0], 200)
+        self.gw.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 5
+        while "configuration reloaded from" not in self.gw.diagnostics():
+            self.assertLess(time.monotonic(), deadline, "no reload")
+            time.sleep(0.05)
+        time.sleep(0.2)
+        self.assertEqual(self.translate("r3", client="t1")[0], 200)
+        self.assertEqual(self.translate("r4", client="t1")[0], 200)
+        c = [r["conn"] for r in self.stub_since(mark)]
+        self.assertEqual(len(c), 4)
+        self.assertEqual(c[0], c[1])
+        self.assertNotEqual(c[2], c[1])
+        self.assertEqual(c[2], c[3])
+
+
 class CheckCommandTest(unittest.TestCase):
     def test_check_prints_effective_tls_settings(self):
         p = subprocess.run([harness.TRANSGATE, "check", "-c", GW.config_path],

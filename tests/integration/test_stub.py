@@ -178,7 +178,9 @@ def run(tmp):
                  "text=chunked&target_lang=DE", recs[2].get("body"))
         check_eq("record 3 transfer-encoding header", "chunked",
                  recs[2]["headers"].get("transfer-encoding"))
-        check_eq("record keys", ["seq", "method", "path", "headers", "body"], list(r1))
+        check_eq("record keys", ["seq", "conn", "method", "path", "headers", "body"], list(r1))
+        check_eq("records 1-3 name their one connection", [1, 1, 1],
+                 [r.get("conn") for r in recs])
 
         # 5. Markers.
         st, _, body = post(conn, "/v2/translate", "text=x+%40%40status%3D503%40%40&target_lang=DE")

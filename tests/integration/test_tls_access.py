@@ -473,11 +473,12 @@ class ConnectProxy:
     """A minimal HTTP CONNECT proxy on loopback that records what it was
     asked for and relays bytes it cannot read (TLS end to end)."""
 
-    def __init__(self):
+    def __init__(self, refuse=False):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)
         self.port = self.sock.getsockname()[1]
+        self.refuse = refuse
         self.requests = []
         self.relayed = b""
         threading.Thread(target=self.run, daemon=True).start()
@@ -520,7 +521,13 @@ class ConnectProxy:
         self.requests.append(line)
         method, target, _ = line.split(" ", 2)
         host, port = target.rsplit(":", 1)
-        up = socket.create_connection(("127.0.0.1" if host == "localhost" else host, int(port)))
+        if self.refuse:
+            c.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+            c.close()
+            return
+        # Every name is the stub on loopback: this proxy is the only one
+        # that resolves (the gateway must not need to).
+        up = socket.create_connection(("127.0.0.1", int(port)))
         c.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
         threading.Thread(target=self.pipe, args=(up, c, False), daemon=True).start()
         self.pipe(c, up, True)
@@ -550,6 +557,44 @@ class ProxyTest(unittest.TestCase):
             self.assertEqual(proxy.relayed[0], 0x16)     # TLS handshake record
             self.assertNotIn(b"through the proxy", proxy.relayed)
             self.assertNotIn(VENDOR_KEY.encode(), proxy.relayed)
+            self.assertEqual(gw.stop(), 0)
+        finally:
+            proxy.close()
+            w.cleanup()
+
+    def test_the_vendor_name_is_resolved_by_the_proxy_and_verified_end_to_end(self):
+        # vendor.invalid cannot resolve here; the gateway starts anyway and
+        # asks the proxy for it.  The stub's certificate is for localhost:
+        # the name check, done by the gateway through the tunnel, refuses it.
+        proxy = ConnectProxy()
+        w = harness.Workdir()
+        try:
+            gw = harness.Gateway(w.path, CERTS, upstreams=[
+                stub_upstream(url="https://vendor.invalid:%d" % STUB.port,
+                              proxy="http://127.0.0.1:%d" % proxy.port)],
+                clients=[{"name": "t", "upstream": "stub"}], workers=1).start()
+            st, _, body = gw.request("POST", "/v2/translate", "text=x&target_lang=DE", FORM,
+                                     client="t")
+            self.assertEqual((st, json.loads(body).get("code")),
+                             (502, "vendor_cert_name_mismatch"))
+            self.assertEqual(proxy.requests, ["CONNECT vendor.invalid:%d HTTP/1.1" % STUB.port])
+            self.assertEqual(gw.stop(), 0)
+        finally:
+            proxy.close()
+            w.cleanup()
+
+    def test_a_proxy_refusing_the_tunnel_gives_502_unreachable(self):
+        proxy = ConnectProxy(refuse=True)
+        w = harness.Workdir()
+        try:
+            gw = harness.Gateway(w.path, CERTS, upstreams=[
+                stub_upstream(proxy="http://127.0.0.1:%d" % proxy.port)],
+                clients=[{"name": "t", "upstream": "stub"}], workers=1).start()
+            st, _, body = gw.request("POST", "/v2/translate", "text=x&target_lang=DE", FORM,
+                                     client="t")
+            self.assertEqual((st, json.loads(body).get("code")), (502, "vendor_unreachable"))
+            self.assertEqual(len(proxy.requests), 1)     # 403 is final: no retry
+            self.assertIn("proxy refused the tunnel with status 403", gw.diagnostics())
             self.assertEqual(gw.stop(), 0)
         finally:
             proxy.close()

@@ -40,15 +40,24 @@
  *   @@count=N@@          return N translations (0..10000) whatever the number
  *                        of input texts; entries past the last input repeat
  *                        the last input's translation ("[XX] " if none)
+ *   @@framing=F@@        answer the translation with another HTTP framing:
+ *                        chunked (7-byte chunks, an extension, a trailer),
+ *                        interim (100 and 103 answers first), eof (HTTP/1.0,
+ *                        no length, close), lf (bare LF line ends), extra
+ *                        (junk after the reply), badstatus, badchunk,
+ *                        hugehead (70 KiB of headers)
+ *   @@drop-next@@        answer, then close the connection when the next
+ *                        request on it arrives (recorded, never answered):
+ *                        a kept-alive connection gone stale
  * Precedence after the delay: close, status-once, status, garbage, count.
  * Markers are not removed from the text: they are translated like the rest.
  *
  * Record (--record FILE): one JSON line per request received, written and
  * flushed before the answer (so requests answered with an error, or not at
  * all, are recorded too):
- *   {"seq":N,"method":"POST","path":"/v2/translate?...","headers":{"name":
- *    "value",...},"body":"..."}
- * seq counts from 1; path is the request target as sent; header names are
+ *   {"seq":N,"conn":C,"method":"POST","path":"/v2/translate?...","headers":
+ *    {"name":"value",...},"body":"..."}
+ * seq counts from 1; conn numbers the connection it came on (from 1); path is the request target as sent; header names are
  * lower-cased, values have surrounding blanks removed, repeated headers are
  * joined with ", " in order; body is the exact body (de-chunked for chunked
  * requests).  Strings are escaped by json_escape(): '"' and '\' with a
@@ -800,6 +809,8 @@ struct conn {
     struct req   req;
     enum after   after;
     int          close_after_delay; /* @@close@@: close instead of writing */
+    int          drop_next;         /* @@drop-next@@ */
+    unsigned long long id;          /* connection number, from 1 */
     uint64_t     deadline;
     size_t       heap_idx; /* SIZE_MAX when not in the heap */
     struct conn *prev, *next;
@@ -809,6 +820,7 @@ static int epfd = -1;
 static SSL_CTX *ssl_ctx;
 static FILE *record_fp;
 static unsigned long long seq;
+static unsigned long long conn_seq;
 static struct conn *live_list, *dead_list;
 static size_t nconns;
 static char listen_tag, signal_tag; /* epoll data for the two special fds */
@@ -1348,7 +1360,8 @@ static int dechunk(struct conn *c)
 
 /* Append the record line for the current request.  Failures to record are
  * reported once and otherwise ignored: the stub keeps answering. */
-static void record_request(const struct req *r, const char *body, size_t blen)
+static void record_request(const struct req *r, unsigned long long conn,
+                           const char *body, size_t blen)
 {
     static int warned;
     struct buf b;
@@ -1357,7 +1370,7 @@ static void record_request(const struct req *r, const char *body, size_t blen)
     if (record_fp == NULL)
         return;
     buf_init(&b, MAX_BODY * 6 + MAX_HEAD * 6 + 1024);
-    if (buf_printf(&b, "{\"seq\":%llu,\"method\":", seq) < 0 ||
+    if (buf_printf(&b, "{\"seq\":%llu,\"conn\":%llu,\"method\":", seq, conn) < 0 ||
         json_escape(&b, r->method, strlen(r->method)) < 0 ||
         buf_adds(&b, ",\"path\":") < 0 ||
         json_escape(&b, r->target, strlen(r->target)) < 0 ||
@@ -1588,6 +1601,65 @@ fail:
     return rc;
 }
 
+/* The translation reply in another framing (@@framing=F@@).  Returns 0,
+ * 1 when F is unknown, -1 when memory runs out. */
+static int set_framed(struct conn *c, const char *f, const char *body, size_t blen,
+                      int ka)
+{
+    struct buf *o = &c->out;
+    int rc = 0;
+
+    o->len = 0;
+    c->out_off = 0;
+    c->after = ka ? AW_NEXT : AW_CLOSE;
+    if (strcmp(f, "chunked") == 0 || strcmp(f, "badchunk") == 0) {
+        size_t i;
+        rc |= buf_printf(o, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                         "Transfer-Encoding: chunked\r\nX-Stub-Seq: %llu\r\n\r\n", seq);
+        if (strcmp(f, "badchunk") == 0)
+            rc |= buf_adds(o, "zz\r\n");
+        for (i = 0; i < blen; i += 7) {
+            size_t n = blen - i < 7 ? blen - i : 7;
+            rc |= buf_printf(o, i == 0 ? "%zx;stub=1\r\n" : "%zx\r\n", n);
+            rc |= buf_add(o, body + i, n);
+            rc |= buf_adds(o, "\r\n");
+        }
+        rc |= buf_adds(o, "0\r\nX-Stub-Trailer: 1\r\n\r\n");
+    } else if (strcmp(f, "interim") == 0) {
+        rc |= buf_adds(o, "HTTP/1.1 100 Continue\r\n\r\n"
+                          "HTTP/1.1 103 Early Hints\r\nLink: </x>; rel=preload\r\n\r\n");
+        rc |= buf_printf(o, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                         "Content-Length: %zu\r\n\r\n", blen);
+        rc |= buf_add(o, body, blen);
+    } else if (strcmp(f, "eof") == 0) {
+        rc |= buf_adds(o, "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n");
+        rc |= buf_add(o, body, blen);
+        c->after = AW_CLOSE;
+    } else if (strcmp(f, "lf") == 0) {
+        rc |= buf_printf(o, "HTTP/1.1 200 OK\nContent-Type: application/json\n"
+                         "Content-Length: %zu\n\n", blen);
+        rc |= buf_add(o, body, blen);
+    } else if (strcmp(f, "extra") == 0) {
+        rc |= buf_printf(o, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                         "Content-Length: %zu\r\n\r\n", blen);
+        rc |= buf_add(o, body, blen);
+        rc |= buf_adds(o, "HTTP/1.1 200 OK\r\n");
+    } else if (strcmp(f, "badstatus") == 0) {
+        rc |= buf_printf(o, "HTTP/1.1 2x0 OK\r\nContent-Length: %zu\r\n\r\n", blen);
+        rc |= buf_add(o, body, blen);
+    } else if (strcmp(f, "hugehead") == 0) {
+        int i;
+        rc |= buf_adds(o, "HTTP/1.1 200 OK\r\n");
+        for (i = 0; i < 700; i++)
+            rc |= buf_printf(o, "X-Stub-Pad-%03d: %090d\r\n", i, 0);
+        rc |= buf_printf(o, "Content-Length: %zu\r\n\r\n", blen);
+        rc |= buf_add(o, body, blen);
+    } else {
+        return 1;
+    }
+    return rc < 0 ? -1 : 0;
+}
+
 static int handle_translate(struct conn *c, const char *body, size_t blen,
                             int ka, struct outcome *oc)
 {
@@ -1667,6 +1739,14 @@ static int handle_translate(struct conn *c, const char *body, size_t blen,
     }
     if (buf_adds(&out, "]}") < 0)
         goto done;
+    if (has_marker(first, "@@drop-next@@"))
+        c->drop_next = 1;
+    if (marker_value(first, "framing", id, sizeof id) == 0) {
+        rc = set_framed(c, id, out.p, out.len, ka);
+        if (rc == 1)
+            rc = set_message(c, 400, "unknown framing", ka);
+        goto done;
+    }
     rc = set_response(c, 200, "application/json", out.p, out.len, ka);
 done:
     texts_free(&t);
@@ -1701,7 +1781,11 @@ static void dispatch(struct conn *c, const char *body, size_t blen)
     int ka = keep_alive_wanted(r), rc;
 
     seq++;
-    record_request(r, body, blen);
+    record_request(r, c->id, body, blen);
+    if (c->drop_next) {
+        conn_close(c);
+        return;
+    }
 
     query = strchr(r->target, '?');
     plen = query ? (size_t)(query - r->target) : strlen(r->target);
@@ -1777,7 +1861,7 @@ static int try_request(struct conn *c)
         if (st == 413) {
             /* Record what arrived, then refuse. */
             seq++;
-            record_request(r, "", 0);
+            record_request(r, c->id, "", 0);
             refuse(c, 413);
             return 1;
         }
@@ -1794,7 +1878,7 @@ static int try_request(struct conn *c)
             st = 413;
         if (st == 413) {
             seq++;
-            record_request(r, "", 0);
+            record_request(r, c->id, "", 0);
         }
         if (st > 1) {
             refuse(c, st);
@@ -1921,6 +2005,7 @@ static void accept_all(int lfd)
             continue;
         }
         c->fd = fd;
+        c->id = ++conn_seq;
         c->heap_idx = SIZE_MAX;
         buf_init(&c->in, MAX_IN);
         buf_init(&c->out, MAX_BODY * 8 + 4096);
