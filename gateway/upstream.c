@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -353,8 +354,10 @@ static void conn_tls_start(struct conn *c)
     if (up->host_is_ip) {
         ok = ok && X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), host) == 1;
     } else {
+        /* The macro casts its argument to void *; OpenSSL copies it. */
+        char *sni = (char *)(uintptr_t)host;
         SSL_set_hostflags(c->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-        ok = ok && SSL_set_tlsext_host_name(c->ssl, host) == 1 &&
+        ok = ok && SSL_set_tlsext_host_name(c->ssl, sni) == 1 &&
              SSL_set1_host(c->ssl, host) == 1;
     }
     if (!ok) {
