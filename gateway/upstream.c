@@ -78,10 +78,9 @@ struct upstream_job {
     void *arg;
     uint64_t t0;
     upstream_info info;
-    int adding;                /* inside upstream_add: report failures later */
-    int failed;                /* a failure is waiting in `later` */
-    upstream_err later_err;
-    tg_timer later;
+    int finishing;             /* outcome decided, callback pending */
+    upstream_err result;
+    upstream_job *done_next;   /* upstream_ctx.done list */
     upstream_job *prev, *next;
 };
 
@@ -95,7 +94,9 @@ struct conn {
     SSL *ssl;
     enum conn_state st;
     uint32_t ev;                   /* epoll interest */
-    size_t ai;                     /* address tried (rt_upstream.addrs) */
+    size_t ai;                     /* address in use (rt_upstream.addrs) */
+    size_t first_ai, tried;        /* addresses are tried from first_ai on */
+    uint64_t connect_deadline;     /* connect_timeout_ms, all addresses */
     unsigned served;               /* exchanges completed */
     uint64_t idle_since;
     tg_timer connect_timer;
@@ -109,6 +110,8 @@ struct conn {
     uint64_t remain;
     int close_after;
     int got_bytes;
+    int interim;                   /* 1xx answers before this reply */
+    size_t trailer_bytes;
 };
 
 struct pool {
@@ -118,6 +121,9 @@ struct pool {
     struct pool *next;
     struct conn *idle;             /* most recently used first */
     size_t n_conns;                /* open, in any state */
+    size_t n_jobs;                 /* jobs using the pool */
+    size_t good_ai;                /* address of the last handshake */
+    int kicking;                   /* inside pool_kick */
     struct transfer *qhead, *qtail;
     SSL_SESSION *session;          /* newest resumable session */
 };
@@ -128,7 +134,12 @@ struct upstream_ctx {
     struct conn *conns;
     upstream_job *jobs;
     size_t n_jobs;
-    int kicking;
+    int closing;                   /* upstream_close: open nothing new */
+    /* Jobs whose outcome is decided: their callbacks run from done_timer,
+     * never from inside this file's own calls (a callback may cancel or
+     * start jobs, and the runtime an upstream belongs to may go with it). */
+    upstream_job *done_head, *done_tail;
+    tg_timer done_timer;
 };
 
 const char *upstream_strerror(upstream_err e)
@@ -180,7 +191,6 @@ static void pool_kick(struct pool *p);
 static void transfer_failed(struct transfer *t, upstream_err err, int retry,
                             const char *why);
 static void transfer_answered(struct transfer *t);
-static void job_finish(upstream_job *job, upstream_err err);
 
 /* ------------------------------------------------------------------ */
 /* Connections                                                          */
@@ -259,7 +269,9 @@ static void conn_release(struct conn *c)
         conn_begin(c);
         return;
     }
-    if (p->gen != p->u->w->rt->gen || p->u->w->state != WORKER_RUNNING) {
+    /* Bytes already buffered after a complete reply can only be a lying
+     * vendor's: whatever they are, they must not answer the next request. */
+    if (p->gen != p->u->w->rt->gen || SSL_has_pending(c->ssl)) {
         conn_close(c);
         pool_kick(p);
         return;
@@ -278,6 +290,10 @@ static void conn_release(struct conn *c)
         conn_begin(c);
         return;
     }
+    if (p->u->w->state != WORKER_RUNNING) {
+        conn_close(c);
+        return;
+    }
     c->st = C_IDLE;
     c->idle_since = tg_now_ms();
     c->prev = NULL;
@@ -291,9 +307,21 @@ static void conn_release(struct conn *c)
 static void on_connect_timeout(tg_timer *tm, void *arg)
 {
     struct conn *c = arg;
+    char why[160];
 
     (void)tm;
-    conn_fail(c, UPSTREAM_ERR_CONNECT, 1, "connect_timeout_ms passed");
+    snprintf(why, sizeof(why), "no connection to %s within connect_timeout_ms",
+             c->pool->up->addrs[c->ai].text);
+    if (c->st == C_CONNECT && c->tried + 1 < c->pool->up->n_addrs) {
+        /* This address used its share of the time: on to the next. */
+        worker_unwatch(c->pool->u->w, c->fd);
+        close(c->fd);
+        c->fd = -1;
+        c->tried++;
+        if (conn_try_address(c, why, sizeof(why)) == 0)
+            return;
+    }
+    conn_fail(c, UPSTREAM_ERR_CONNECT, 1, why);
 }
 
 /* Open a connection for t (which must not be queued).  Returns 0 (in
@@ -312,7 +340,7 @@ static int conn_open(struct pool *p, struct transfer *t, char *why, size_t whyle
     c->fd = -1;
     c->st = C_CONNECT;
     timer_init(&c->connect_timer, on_connect_timeout, c);
-    tg_buf_init(&c->head, HEAD_CAP);
+    tg_buf_init(&c->head, HEAD_CAP + READ_CHUNK);
     tg_buf_init(&c->out, HEAD_CAP);
     c->anext = u->conns;
     if (u->conns != NULL)
@@ -321,14 +349,8 @@ static int conn_open(struct pool *p, struct transfer *t, char *why, size_t whyle
     p->n_conns++;
     c->t = t;
     t->conn = c;
-    if (timer_arm(&u->w->timers, &c->connect_timer,
-                  tg_now_ms() + (uint64_t)p->up->conf->connect_timeout_ms) != 0) {
-        snprintf(why, whylen, "out of memory");
-        c->t = NULL;
-        t->conn = NULL;
-        conn_close(c);
-        return -1;
-    }
+    c->connect_deadline = tg_now_ms() + (uint64_t)p->up->conf->connect_timeout_ms;
+    c->first_ai = p->good_ai < p->up->n_addrs ? p->good_ai : 0;
     if (conn_try_address(c, why, whylen) != 0) {
         c->t = NULL;
         t->conn = NULL;
@@ -377,6 +399,12 @@ static void conn_connected(struct conn *c)
 {
     const rt_upstream *up = c->pool->up;
 
+    /* Proxy and handshake get what is left of connect_timeout_ms. */
+    if (timer_arm(&c->pool->u->w->timers, &c->connect_timer, c->connect_deadline) != 0) {
+        conn_fail(c, UPSTREAM_ERR_NOMEM, 0, "out of memory");
+        return;
+    }
+
     if (c->t != NULL)
         snprintf(c->t->job->info.address, sizeof(c->t->job->info.address), "%s",
                  up->addrs[c->ai].text);
@@ -398,18 +426,32 @@ static void conn_connected(struct conn *c)
 
 static void on_conn(ev_handler *h, uint32_t events);
 
-/* Start connecting to addrs[c->ai], or the next address that accepts a
- * socket.  Returns 0 (connecting or connected), or -1 with why set when no
- * address is left. */
+/* Start connecting to the next address not tried yet (from the one that
+ * last worked, round the list), giving it an equal share of the connect
+ * time left.  Returns 0 (connecting), or -1 with why set when no address
+ * is left or none accepted a socket. */
 static int conn_try_address(struct conn *c, char *why, size_t whylen)
 {
     const rt_upstream *up = c->pool->up;
     worker *w = c->pool->u->w;
     int one = 1;
 
-    for (; c->ai < up->n_addrs; c->ai++) {
-        const rt_addr *a = &up->addrs[c->ai];
-        int fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    for (; c->tried < up->n_addrs; c->tried++) {
+        const rt_addr *a;
+        uint64_t now = tg_now_ms(), share;
+        int fd;
+        c->ai = (c->first_ai + c->tried) % up->n_addrs;
+        a = &up->addrs[c->ai];
+        if (now >= c->connect_deadline) {
+            snprintf(why, whylen, "no connection within connect_timeout_ms");
+            return -1;
+        }
+        share = (c->connect_deadline - now) / (up->n_addrs - c->tried);
+        if (timer_arm(&w->timers, &c->connect_timer, now + (share ? share : 1)) != 0) {
+            snprintf(why, whylen, "out of memory");
+            return -1;
+        }
+        fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0) {
             snprintf(why, whylen, "socket: %s", strerror(errno));
             continue;
@@ -455,7 +497,7 @@ static void conn_connect_event(struct conn *c)
     worker_unwatch(c->pool->u->w, c->fd);
     close(c->fd);
     c->fd = -1;
-    c->ai++;
+    c->tried++;
     if (conn_try_address(c, why, sizeof(why)) != 0)
         conn_fail(c, UPSTREAM_ERR_CONNECT, 1, why);
 }
@@ -602,6 +644,7 @@ static void conn_handshake(struct conn *c)
             return;
         }
         timer_cancel(&c->pool->u->w->timers, &c->connect_timer);
+        c->pool->good_ai = c->ai;
         conn_release(c);
         return;
     }
@@ -635,10 +678,11 @@ static void conn_begin(struct conn *c)
     tg_buf_init(&c->out, q->body.len + HEAD_CAP);
     /* Nothing from the terminal's request (addresses, agents, cookies) is
      * forwarded: only these headers and the adapter's. */
-    bad = tg_buf_printf(&c->out, "%s %s%s HTTP/1.1\r\nHost: %s\r\n"
+    /* q->path already starts with the upstream's base path (adapter.c). */
+    bad = tg_buf_printf(&c->out, "%s %s HTTP/1.1\r\nHost: %s\r\n"
                         "Accept: application/json\r\n",
-                        q->content_type != NULL ? "POST" : "GET", up->conf->base_path,
-                        q->path, up->host_header) != 0;
+                        q->content_type != NULL ? "POST" : "GET", q->path,
+                        up->host_header) != 0;
     for (size_t i = 0; !bad && i < q->n_headers; i++)
         bad = tg_buf_adds(&c->out, q->headers[i]) != 0 || tg_buf_add(&c->out, "\r\n", 2) != 0;
     if (!bad && q->content_type != NULL)
@@ -658,6 +702,8 @@ static void conn_begin(struct conn *c)
     c->got_bytes = 0;
     c->remain = 0;
     c->line_len = 0;
+    c->interim = 0;
+    c->trailer_bytes = 0;
     tg_buf_free(&c->head);
     c->st = C_SEND;
     conn_send(c);
@@ -774,8 +820,9 @@ static int parse_head(struct conn *c, struct transfer *t, const char *head, size
         p = eol + 1;
     }
     if (st < 200) {
-        /* 100 Continue and other interim answers: the real one follows. */
-        if (st == 101)
+        /* 100 Continue and other interim answers: the real one follows
+         * (a few at most; no reason for a vendor to send more). */
+        if (st == 101 || ++c->interim > 8)
             return -1;
         c->close_after = 0;
         c->ps = P_HEAD;
@@ -783,6 +830,10 @@ static int parse_head(struct conn *c, struct transfer *t, const char *head, size
     }
     t->status = st;
     if (minor == 0 && !keep_alive)
+        c->close_after = 1;
+    /* Framing a proxy and the gateway could read differently: answer this
+     * one by Transfer-Encoding, then never trust the connection again. */
+    if ((chunked || other_te) && (have_len || minor == 0))
         c->close_after = 1;
     if (st == 204 || st == 304) {
         c->ps = P_DONE;
@@ -811,6 +862,8 @@ static int chunk_line(struct conn *c, const char **pp, const char *end)
 
     if (c->line_len + take >= sizeof(c->line))
         return -1;
+    if (c->ps == P_TRAILER && (c->trailer_bytes += take + 1) > HEAD_CAP)
+        return -1;
     memcpy(c->line + c->line_len, p, take);
     c->line_len += take;
     if (nl == NULL) {
@@ -832,13 +885,19 @@ static int reply_feed(struct conn *c, struct transfer *t, const char *p, size_t 
         switch (c->ps) {
         case P_HEAD: {
             size_t old = c->head.len, take = (size_t)(end - p), hend;
+            /* The buffer's cap leaves room for a read's worth of body
+             * behind a head of up to HEAD_CAP. */
             if (tg_buf_add(&c->head, p, take) != 0)
-                return FEED_BAD;     /* head larger than HEAD_CAP */
+                return FEED_BAD;
             hend = head_end(c->head.data, old > 2 ? old - 2 : 0, c->head.len);
             if (hend == 0) {
+                if (c->head.len >= HEAD_CAP)
+                    return FEED_BAD;     /* head larger than HEAD_CAP */
                 p = end;
                 break;
             }
+            if (hend > HEAD_CAP)
+                return FEED_BAD;
             p += take - (c->head.len - hend);
             if (parse_head(c, t, c->head.data, hend) != 0)
                 return FEED_BAD;
@@ -893,6 +952,10 @@ static int reply_feed(struct conn *c, struct transfer *t, const char *p, size_t 
                         return FEED_BAD;
                     x = (x << 4) | (uint64_t)v;
                 }
+                while (*d == ' ' || *d == '\t')
+                    d++;
+                if (*d != '\0' && *d != ';')
+                    return FEED_BAD;    /* only an extension may follow */
                 c->remain = x;
                 c->ps = x > 0 ? P_CHUNK_DATA : P_TRAILER;
             }
@@ -939,7 +1002,8 @@ static void conn_recv(struct conn *c)
             if (f == FEED_MORE)
                 continue;
             if (f == FEED_DONE || f == FEED_EXTRA)
-                conn_exchange_done(c, f == FEED_DONE && !c->close_after);
+                conn_exchange_done(c, f == FEED_DONE && !c->close_after &&
+                                      !SSL_has_pending(c->ssl));
             else if (f == FEED_TOO_LARGE)
                 conn_fail(c, UPSTREAM_ERR_TOO_LARGE, 0, "reply exceeds the cap");
             else
@@ -955,15 +1019,19 @@ static void conn_recv(struct conn *c)
             conn_watch(c, EPOLLOUT);
             return;
         }
-        ERR_clear_error();
-        if (c->ps == P_BODY_EOF && (e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL ||
-                                    e == SSL_ERROR_SSL)) {
-            /* A reply delimited by the end of the connection: complete.
-             * Without close_notify it could be truncated; JSON parsing
-             * of the body is the judge. */
+        if (c->ps == P_BODY_EOF &&
+            (e == SSL_ERROR_ZERO_RETURN ||
+             (e == SSL_ERROR_SSL &&
+              ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING))) {
+            /* A reply delimited by the end of the connection: complete when
+             * the connection ended, with or without close_notify (parsing
+             * the body judges a truncation); not on a reset or a TLS
+             * error. */
+            ERR_clear_error();
             conn_exchange_done(c, 0);
             return;
         }
+        ERR_clear_error();
         conn_broken(c, e == SSL_ERROR_ZERO_RETURN ? "vendor closed the connection"
                                                   : "reading the reply");
         return;
@@ -1074,7 +1142,7 @@ static void pool_get(struct pool *p, struct transfer *t)
     struct conn *c;
 
     while ((c = p->idle) != NULL) {
-        if (now - c->idle_since <= IDLE_REUSE_MS) {
+        if (now - c->idle_since <= IDLE_REUSE_MS && !SSL_has_pending(c->ssl)) {
             p->idle = c->next;
             if (p->idle != NULL)
                 p->idle->prev = NULL;
@@ -1105,17 +1173,15 @@ static void pool_get(struct pool *p, struct transfer *t)
 /* Open connections for waiters while the pool has room. */
 static void pool_kick(struct pool *p)
 {
-    upstream_ctx *u = p->u;
-
-    if (u->kicking)
+    if (p->kicking || p->u->closing)
         return;
-    u->kicking = 1;
+    p->kicking = 1;
     while (p->qhead != NULL && p->n_conns < (size_t)p->up->conf->max_connections) {
         struct transfer *t = p->qhead;
         queue_remove(p, t);
         pool_get(p, t);
     }
-    u->kicking = 0;
+    p->kicking = 0;
 }
 
 static void pool_free(struct pool *p)
@@ -1125,20 +1191,17 @@ static void pool_free(struct pool *p)
     free(p);
 }
 
-void upstream_runtime_changed(upstream_ctx *u)
+/* Free the pools of earlier runtimes that nothing uses any more.  Only
+ * from the top of an event or timer: callers inside this file hold pool
+ * pointers. */
+static void pool_sweep(upstream_ctx *u)
 {
     struct pool **pp = &u->pools;
     uint64_t gen = u->w->rt->gen;
 
     while (*pp != NULL) {
         struct pool *p = *pp;
-        if (p->gen == gen) {
-            pp = &p->next;
-            continue;
-        }
-        while (p->idle != NULL)
-            conn_close(p->idle);
-        if (p->n_conns == 0 && p->qhead == NULL) {
+        if (p->gen != gen && p->n_jobs == 0 && p->n_conns == 0 && p->qhead == NULL) {
             *pp = p->next;
             pool_free(p);
         } else {
@@ -1147,8 +1210,27 @@ void upstream_runtime_changed(upstream_ctx *u)
     }
 }
 
+void upstream_runtime_changed(upstream_ctx *u)
+{
+    uint64_t gen = u->w->rt->gen;
+    struct conn *c, *next;
+
+    /* Connections of an earlier runtime that carry nothing (idle, or still
+     * being set up for a transfer that went away) close now: their pool's
+     * upstream lives only as long as requests of that runtime do.  Busy
+     * ones close when their exchange ends. */
+    for (c = u->conns; c != NULL; c = next) {
+        next = c->anext;
+        if (c->pool->gen != gen && c->t == NULL)
+            conn_close(c);
+    }
+    pool_sweep(u);
+}
+
 /* ------------------------------------------------------------------ */
 /* Jobs                                                                 */
+
+static void on_done(tg_timer *tm, void *arg);
 
 upstream_ctx *upstream_init(worker *w)
 {
@@ -1157,10 +1239,12 @@ upstream_ctx *upstream_init(worker *w)
     if (u == NULL)
         return NULL;
     u->w = w;
+    timer_init(&u->done_timer, on_done, u);
     return u;
 }
 
-static void transfer_clear(upstream_ctx *u, struct transfer *t)
+/* Stop everything t has in progress; its buffers stay. */
+static void transfer_detach(upstream_ctx *u, struct transfer *t)
 {
     timer_cancel(&u->w->timers, &t->retry);
     timer_cancel(&u->w->timers, &t->deadline);
@@ -1170,22 +1254,40 @@ static void transfer_clear(upstream_ctx *u, struct transfer *t)
         struct conn *c = t->conn;
         c->t = NULL;
         t->conn = NULL;
-        /* A connection still being set up carries on for the pool; one
-         * in the middle of an exchange cannot be reused. */
-        if (c->st == C_SEND || c->st == C_RECV)
+        /* A connection in the middle of an exchange cannot be reused; one
+         * still being set up carries on for the pool, unless the pool is
+         * of an earlier runtime (which may go away with this job). */
+        if (c->st == C_SEND || c->st == C_RECV || c->pool->gen != u->w->rt->gen)
             conn_close(c);
     }
-    adapter_http_free(&t->req);
-    tg_buf_free(&t->resp);
 }
 
-static void job_free(upstream_job *job)
+static void done_remove(upstream_ctx *u, upstream_job *job)
+{
+    upstream_job **pp = &u->done_head, *prev = NULL;
+
+    while (*pp != NULL && *pp != job) {
+        prev = *pp;
+        pp = &(*pp)->done_next;
+    }
+    if (*pp == NULL)
+        return;
+    *pp = job->done_next;
+    if (u->done_tail == job)
+        u->done_tail = prev;
+    job->done_next = NULL;
+}
+
+/* Take the job out of everything: transfers, connections, queues, lists.
+ * Touches the job's pool (and so its upstream) for the last time. */
+static void job_detach(upstream_job *job)
 {
     upstream_ctx *u = job->u;
 
     for (size_t i = 0; i < job->n; i++)
-        transfer_clear(u, &job->t[i]);
-    timer_cancel(&u->w->timers, &job->later);
+        transfer_detach(u, &job->t[i]);
+    if (job->finishing)
+        done_remove(u, job);
     if (job->prev != NULL)
         job->prev->next = job->next;
     else
@@ -1193,8 +1295,17 @@ static void job_free(upstream_job *job)
     if (job->next != NULL)
         job->next->prev = job->prev;
     u->n_jobs--;
-    if (job->pool != NULL)
-        pool_kick(job->pool);
+    job->pool->n_jobs--;
+    pool_kick(job->pool);
+}
+
+/* Wipe and free a detached job. */
+static void job_release(upstream_job *job)
+{
+    for (size_t i = 0; i < job->n; i++) {
+        adapter_http_free(&job->t[i].req);
+        tg_buf_free(&job->t[i].resp);
+    }
     free(job->t);
     free(job);
 }
@@ -1203,9 +1314,13 @@ void upstream_close(upstream_ctx *u)
 {
     if (u == NULL)
         return;
-    u->kicking = 1;     /* no new connections for waiters freed next */
-    while (u->jobs != NULL)
-        job_free(u->jobs);
+    u->closing = 1;     /* no new connections for waiters freed next */
+    while (u->jobs != NULL) {
+        upstream_job *job = u->jobs;
+        job_detach(job);
+        job_release(job);
+    }
+    timer_cancel(&u->w->timers, &u->done_timer);
     while (u->conns != NULL)
         conn_close(u->conns);
     while (u->pools != NULL) {
@@ -1224,12 +1339,15 @@ size_t upstream_pending(const upstream_ctx *u)
 void upstream_cancel(upstream_ctx *u, upstream_job *job)
 {
     (void)u;
-    job_free(job);
+    job_detach(job);
+    job_release(job);
 }
 
-static void job_finish(upstream_job *job, upstream_err err)
+/* Detach the job, run its callback, free it. */
+static void job_finish(upstream_job *job)
 {
     adapter_reply *replies = NULL;
+    upstream_err err = job->result;
 
     job->info.elapsed_ms = (double)(tg_now_ms() - job->t0);
     if (err == UPSTREAM_OK) {
@@ -1244,33 +1362,49 @@ static void job_finish(upstream_job *job, upstream_err err)
             replies[i].len = job->t[i].resp.len;
         }
     }
+    /* Before the callback: it may drop the last reference to the runtime
+     * the job's upstream belongs to. */
+    job_detach(job);
     job->fn(job->arg, err, replies, err == UPSTREAM_OK ? job->n : 0, &job->info);
     free(replies);
-    job_free(job);
+    job_release(job);
 }
 
-static void on_later(tg_timer *tm, void *arg)
+static void on_done(tg_timer *tm, void *arg)
 {
-    upstream_job *job = arg;
+    upstream_ctx *u = arg;
+    upstream_job *job;
 
     (void)tm;
-    job_finish(job, job->later_err);
+    while ((job = u->done_head) != NULL) {
+        u->done_head = job->done_next;
+        if (u->done_head == NULL)
+            u->done_tail = NULL;
+        job->done_next = NULL;
+        job->finishing = 0;     /* off the list */
+        job_finish(job);
+    }
+    pool_sweep(u);
 }
 
-/* End the job with err, but never from inside upstream_add: its caller
- * does not hold the job yet. */
-static void job_fail(upstream_job *job, upstream_err err)
+/* The job's outcome is decided: report it once the current event is over.
+ * Further events of its transfers are ignored. */
+static void job_complete(upstream_job *job, upstream_err err)
 {
-    if (!job->adding) {
-        job_finish(job, err);
+    upstream_ctx *u = job->u;
+
+    if (job->finishing)
         return;
-    }
-    if (job->failed)
-        return;
-    job->failed = 1;
-    job->later_err = err;
-    if (timer_arm(&job->u->w->timers, &job->later, tg_now_ms()) != 0)
-        log_err("upstream: out of memory reporting a failure");
+    job->finishing = 1;
+    job->result = err;
+    job->done_next = NULL;
+    if (u->done_tail != NULL)
+        u->done_tail->done_next = job;
+    else
+        u->done_head = job;
+    u->done_tail = job;
+    if (u->done_timer.idx == 0 && timer_arm(&u->w->timers, &u->done_timer, 0) != 0)
+        log_err("upstream: out of memory: a finished request waits for the next one");
 }
 
 static void on_deadline(tg_timer *tm, void *arg)
@@ -1302,6 +1436,8 @@ static void transfer_start(struct transfer *t)
     upstream_job *job = t->job;
     upstream_ctx *u = job->u;
 
+    if (job->finishing)
+        return;
     t->attempts++;
     job->info.attempts++;
     t->sent = 0;
@@ -1309,7 +1445,7 @@ static void transfer_start(struct transfer *t)
     tg_buf_free(&t->resp);
     if (timer_arm(&u->w->timers, &t->deadline,
                   tg_now_ms() + (uint64_t)job->up->conf->timeout_ms) != 0) {
-        job_fail(job, UPSTREAM_ERR_NOMEM);
+        job_complete(job, UPSTREAM_ERR_NOMEM);
         return;
     }
     pool_get(job->pool, t);
@@ -1329,18 +1465,18 @@ static void transfer_failed(struct transfer *t, upstream_err err, int retry,
     const tg_upstream_conf *c = job->up->conf;
 
     timer_cancel(&u->w->timers, &t->deadline);
-    if (job->failed)
+    if (job->finishing)
         return;
     if (retry && t->attempts <= c->max_retries) {
         uint64_t backoff = (uint64_t)c->retry_backoff_ms << (t->attempts - 1);
         log_debug("upstream %s: attempt %d failed (%s: %s); retrying in %llu ms", c->name,
                   t->attempts, upstream_code(err), why, (unsigned long long)backoff);
         if (timer_arm(&u->w->timers, &t->retry, tg_now_ms() + backoff) != 0)
-            job_fail(job, UPSTREAM_ERR_NOMEM);
+            job_complete(job, UPSTREAM_ERR_NOMEM);
         return;
     }
     log_info("upstream %s: %s (%s)", c->name, upstream_strerror(err), why);
-    job_fail(job, err);
+    job_complete(job, err);
 }
 
 static void transfer_answered(struct transfer *t)
@@ -1350,6 +1486,8 @@ static void transfer_answered(struct transfer *t)
     const tg_upstream_conf *c = job->up->conf;
 
     timer_cancel(&u->w->timers, &t->deadline);
+    if (job->finishing)
+        return;
     job->info.last_status = t->status;
     if ((t->status == 429 || t->status == 500 || t->status == 502 ||
          t->status == 503 || t->status == 504) && t->attempts <= c->max_retries) {
@@ -1358,12 +1496,12 @@ static void transfer_answered(struct transfer *t)
                   t->attempts, t->status, (unsigned long long)backoff);
         tg_buf_free(&t->resp);
         if (timer_arm(&u->w->timers, &t->retry, tg_now_ms() + backoff) != 0)
-            job_fail(job, UPSTREAM_ERR_NOMEM);
+            job_complete(job, UPSTREAM_ERR_NOMEM);
         return;
     }
     t->done = 1;
     if (++job->n_done == job->n)
-        job_finish(job, UPSTREAM_OK);
+        job_complete(job, UPSTREAM_OK);
 }
 
 upstream_job *upstream_add(upstream_ctx *u, const rt_upstream *up,
@@ -1388,13 +1526,13 @@ upstream_job *upstream_add(upstream_ctx *u, const rt_upstream *up,
     job->fn = fn;
     job->arg = arg;
     job->t0 = tg_now_ms();
-    timer_init(&job->later, on_later, job);
     snprintf(job->info.address, sizeof(job->info.address), "%s", up->address);
     job->next = u->jobs;
     if (u->jobs != NULL)
         u->jobs->prev = job;
     u->jobs = job;
     u->n_jobs++;
+    job->pool->n_jobs++;
     for (size_t i = 0; i < n; i++) {
         struct transfer *t = &job->t[i];
         t->job = job;
@@ -1405,10 +1543,10 @@ upstream_job *upstream_add(upstream_ctx *u, const rt_upstream *up,
         timer_init(&t->deadline, on_deadline, t);
     }
     free(reqs);
-    job->adding = 1;
-    for (size_t i = 0; i < n && !job->failed; i++)
+    /* Failures found now are reported from the done timer, after the
+     * caller has the job. */
+    for (size_t i = 0; i < n && !job->finishing; i++)
         transfer_start(&job->t[i]);
-    job->adding = 0;
     return job;
 fail_reqs:
     if (reqs != NULL) {

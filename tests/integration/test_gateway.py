@@ -620,8 +620,10 @@ class VendorClientTest(Base):
         cls.gw = harness.Gateway(cls.w.path, CERTS, upstreams=[
             dict(up, name="noretry"),
             dict(up, name="single", max_connections=1),
+            dict(up, name="based", url="https://localhost:%d/deepl/" % STUB.port),
         ], clients=[{"name": "t", "upstream": "noretry"},
-                    {"name": "t1", "upstream": "single"}], workers=1).start()
+                    {"name": "t1", "upstream": "single"},
+                    {"name": "tb", "upstream": "based"}], workers=1).start()
 
     @classmethod
     def tearDownClass(cls):
@@ -637,7 +639,7 @@ class VendorClientTest(Base):
 
     def test_reply_framings_are_decoded_and_reuse_follows_them(self):
         reusable = {"chunked": True, "interim": True, "lf": True,
-                    "eof": False, "extra": False}
+                    "eof": False, "extra": False, "splitextra": False}
         for framing, reuse in sorted(reusable.items()):
             with self.subTest(framing=framing):
                 mark = self.stub_mark()
@@ -663,6 +665,13 @@ class VendorClientTest(Base):
                 self.assertEqual((st, doc["translations"][0]["text"]), (200, "[DE] NEXT"))
                 recs = self.stub_since(mark)
                 self.assertNotEqual(recs[1]["conn"], recs[0]["conn"])
+
+    def test_the_base_path_prefixes_the_api_path_once(self):
+        mark = self.stub_mark()
+        st, doc = self.translate("x", client="tb")
+        # The stub serves /v2/translate only: its 404 is a vendor error.
+        self.assertEqual((st, doc.get("code")), (502, "vendor_error"))
+        self.assertEqual([r["path"] for r in self.stub_since(mark)], ["/deepl/v2/translate"])
 
     def test_a_stale_kept_alive_connection_is_replaced_without_using_a_retry(self):
         mark = self.stub_mark()

@@ -44,7 +44,9 @@
  *                        chunked (7-byte chunks, an extension, a trailer),
  *                        interim (100 and 103 answers first), eof (HTTP/1.0,
  *                        no length, close), lf (bare LF line ends), extra
- *                        (junk after the reply), badstatus, badchunk,
+ *                        (junk after the reply), splitextra (a second,
+ *                        unasked reply in the next TLS record), badstatus,
+ *                        badchunk,
  *                        hugehead (70 KiB of headers)
  *   @@drop-next@@        answer, then close the connection when the next
  *                        request on it arrives (recorded, never answered):
@@ -1644,6 +1646,25 @@ static int set_framed(struct conn *c, const char *f, const char *body, size_t bl
                          "Content-Length: %zu\r\n\r\n", blen);
         rc |= buf_add(o, body, blen);
         rc |= buf_adds(o, "HTTP/1.1 200 OK\r\n");
+    } else if (strcmp(f, "splitextra") == 0) {
+        /* The reply fills one 16 KiB TLS record exactly; a second, unasked
+         * reply follows in the next record. */
+        static const char stale[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                    "Content-Length: 20\r\n\r\n{\"message\":\"STALE\"}";
+        char head[256];
+        int hl = snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Type: "
+                          "application/json\r\nContent-Length: %zu\r\n", blen);
+        size_t base = (size_t)hl + 2 + blen + 14, k;
+        if (hl < 0 || base > 16384)
+            return 1;
+        k = 16384 - base;
+        rc |= buf_add(o, head, (size_t)hl);
+        rc |= buf_adds(o, "X-Stub-Pad: ");
+        while (k-- > 0)
+            rc |= buf_addc(o, 'a');
+        rc |= buf_adds(o, "\r\n\r\n");
+        rc |= buf_add(o, body, blen);
+        rc |= buf_adds(o, stale);
     } else if (strcmp(f, "badstatus") == 0) {
         rc |= buf_printf(o, "HTTP/1.1 2x0 OK\r\nContent-Length: %zu\r\n\r\n", blen);
         rc |= buf_add(o, body, blen);
