@@ -325,7 +325,7 @@ long h1_query_arg(const char *query, const char *name, char *out, size_t cap)
 }
 
 enum {
-    CH_SIZE = 0, CH_EXT, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF,
+    CH_SIZE = 0, CH_SIZE_WS, CH_EXT, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF,
     CH_TRAILER, CH_TRAILER_LINE, CH_TRAILER_LF, CH_END_LF, CH_DONE
 };
 
@@ -333,6 +333,8 @@ void h1_chunked_init(h1_chunked *c)
 {
     memset(c, 0, sizeof(*c));
     c->state = CH_SIZE;
+    c->max_line = H1_MAX_CHUNK_LINE;
+    c->max_trailers = H1_MAX_TRAILERS;
 }
 
 h1_err h1_chunked_step(h1_chunked *c, const char *in, size_t len, size_t *used,
@@ -354,8 +356,10 @@ h1_err h1_chunked_step(h1_chunked *c, const char *in, size_t len, size_t *used,
                 c->remaining = c->remaining * 16 + (uint64_t)v;
             } else if (c->line == 0) {
                 goto bad;
-            } else if (ch == ';' || ch == ' ' || ch == '\t') {
+            } else if (ch == ';') {
                 c->state = CH_EXT;
+            } else if (ch == ' ' || ch == '\t') {
+                c->state = CH_SIZE_WS;
             } else if (ch == '\r') {
                 c->state = CH_SIZE_LF;
             } else {
@@ -364,12 +368,22 @@ h1_err h1_chunked_step(h1_chunked *c, const char *in, size_t len, size_t *used,
             i++;
             break;
         }
+        case CH_SIZE_WS:
+            /* Blanks after the size may only lead to an extension. */
+            if (ch == ';')
+                c->state = CH_EXT;
+            else if (ch == '\r')
+                c->state = CH_SIZE_LF;
+            else if ((ch != ' ' && ch != '\t') || ++c->line > c->max_line)
+                goto bad;
+            i++;
+            break;
         case CH_EXT:
             /* Extensions are ignored, but still bounded and free of
              * control characters. */
             if (ch == '\r')
                 c->state = CH_SIZE_LF;
-            else if ((ch < 0x20 && ch != '\t') || ch == 0x7f || ++c->line > H1_MAX_CHUNK_LINE)
+            else if ((ch < 0x20 && ch != '\t') || ch == 0x7f || ++c->line > c->max_line)
                 goto bad;
             i++;
             break;
@@ -410,7 +424,7 @@ h1_err h1_chunked_step(h1_chunked *c, const char *in, size_t len, size_t *used,
             if (ch == '\r') {
                 c->state = CH_END_LF;
             } else {
-                if (ch < 0x20 || ch == 0x7f || ++c->line > H1_MAX_TRAILERS)
+                if (ch < 0x20 || ch == 0x7f || ++c->line > c->max_trailers)
                     goto bad;
                 c->state = CH_TRAILER_LINE;
             }
@@ -419,7 +433,7 @@ h1_err h1_chunked_step(h1_chunked *c, const char *in, size_t len, size_t *used,
         case CH_TRAILER_LINE:
             if (ch == '\r')
                 c->state = CH_TRAILER_LF;
-            else if ((ch < 0x20 && ch != '\t') || ch == 0x7f || ++c->line > H1_MAX_TRAILERS)
+            else if ((ch < 0x20 && ch != '\t') || ch == 0x7f || ++c->line > c->max_trailers)
                 goto bad;
             i++;
             break;

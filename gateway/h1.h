@@ -91,9 +91,13 @@ typedef struct h1_chunked {
     uint64_t remaining;  /* data bytes left in the current chunk */
     size_t line;         /* bytes of the current size or trailer line */
     int done;            /* last chunk and trailers consumed */
+    size_t max_line;     /* bound on a size line with its extensions */
+    size_t max_trailers; /* bound on all trailer lines */
 } h1_chunked;
 
-/* Start decoding a chunked body.  Cannot fail. */
+/* Start decoding a chunked body, with the terminal side's bounds (4096
+ * bytes each; a caller may change max_line and max_trailers before the
+ * first step).  Cannot fail. */
 void h1_chunked_init(h1_chunked *c);
 
 /* Decode from in[0..len): consumes framing and returns, through *data and

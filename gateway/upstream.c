@@ -17,6 +17,7 @@
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
 
+#include "h1.h"
 #include "log.h"
 #include "tg_buf.h"
 
@@ -42,8 +43,7 @@ enum conn_state {
 
 /* Reply parser states. */
 enum {
-    P_HEAD, P_BODY_LEN, P_BODY_EOF, P_CHUNK_SIZE, P_CHUNK_DATA, P_CHUNK_END,
-    P_TRAILER, P_DONE
+    P_HEAD, P_BODY_LEN, P_BODY_EOF, P_CHUNKED, P_DONE
 };
 
 /* Outcomes of feeding reply bytes. */
@@ -105,13 +105,11 @@ struct conn {
     /* reply */
     int ps;
     tg_buf head;
-    char line[256];
-    size_t line_len;
+    h1_chunked chunk;              /* chunked reply body */
     uint64_t remain;
     int close_after;
     int got_bytes;
     int interim;                   /* 1xx answers before this reply */
-    size_t trailer_bytes;
 };
 
 struct pool {
@@ -235,7 +233,6 @@ static void conn_close(struct conn *c)
     }
     tg_buf_free(&c->out);
     tg_buf_free(&c->head);
-    tg_wipe(c->line, sizeof(c->line));
     p->n_conns--;
     c->h.dead = 1;
     worker_bury(u->w, c);
@@ -502,21 +499,6 @@ static void conn_connect_event(struct conn *c)
         conn_fail(c, UPSTREAM_ERR_CONNECT, 1, why);
 }
 
-/* Index just past the blank line ending an HTTP head in b[0..len), looking
- * from `from`; 0 when not there yet.  Bare LF line ends are accepted. */
-static size_t head_end(const char *b, size_t from, size_t len)
-{
-    for (size_t i = from; i < len; i++) {
-        if (b[i] != '\n')
-            continue;
-        if (i + 1 < len && b[i + 1] == '\n')
-            return i + 2;
-        if (i + 2 < len && b[i + 1] == '\r' && b[i + 2] == '\n')
-            return i + 3;
-    }
-    return 0;
-}
-
 /* "HTTP/1.x NNN ..." at s: the status, or -1.  *minor gets x. */
 static int status_line(const char *s, size_t len, int *minor)
 {
@@ -568,7 +550,7 @@ static void conn_proxy(struct conn *c)
             conn_fail(c, UPSTREAM_ERR_CONNECT, 0, "proxy answer too large");
             return;
         }
-        end = head_end(c->head.data, 0, c->head.len);
+        end = h1_head_length(c->head.data, c->head.len);
         if (end == 0) {
             if (c->head.len >= HEAD_CAP) {
                 conn_fail(c, UPSTREAM_ERR_CONNECT, 0, "proxy answer too large");
@@ -701,9 +683,7 @@ static void conn_begin(struct conn *c)
     c->close_after = 0;
     c->got_bytes = 0;
     c->remain = 0;
-    c->line_len = 0;
     c->interim = 0;
-    c->trailer_bytes = 0;
     tg_buf_free(&c->head);
     c->st = C_SEND;
     conn_send(c);
@@ -838,7 +818,12 @@ static int parse_head(struct conn *c, struct transfer *t, const char *head, size
     if (st == 204 || st == 304) {
         c->ps = P_DONE;
     } else if (chunked && !other_te) {
-        c->ps = P_CHUNK_SIZE;
+        /* The terminal side's decoder, with the bounds this client had:
+         * a size line under 256 bytes, trailers up to HEAD_CAP. */
+        h1_chunked_init(&c->chunk);
+        c->chunk.max_line = 255;
+        c->chunk.max_trailers = HEAD_CAP;
+        c->ps = P_CHUNKED;
     } else if (other_te) {
         c->ps = P_BODY_EOF;
         c->close_after = 1;
@@ -852,31 +837,6 @@ static int parse_head(struct conn *c, struct transfer *t, const char *head, size
     return 0;
 }
 
-/* One line of a chunked body (size, chunk end, trailer).  Returns 1 with
- * the line in c->line (no CR/LF) when complete, 0 when more is needed
- * (all of *pp consumed), -1 when too long. */
-static int chunk_line(struct conn *c, const char **pp, const char *end)
-{
-    const char *p = *pp, *nl = memchr(p, '\n', (size_t)(end - p));
-    size_t take = nl ? (size_t)(nl - p) : (size_t)(end - p);
-
-    if (c->line_len + take >= sizeof(c->line))
-        return -1;
-    if (c->ps == P_TRAILER && (c->trailer_bytes += take + 1) > HEAD_CAP)
-        return -1;
-    memcpy(c->line + c->line_len, p, take);
-    c->line_len += take;
-    if (nl == NULL) {
-        *pp = end;
-        return 0;
-    }
-    *pp = nl + 1;
-    if (c->line_len > 0 && c->line[c->line_len - 1] == '\r')
-        c->line_len--;
-    c->line[c->line_len] = '\0';
-    return 1;
-}
-
 static int reply_feed(struct conn *c, struct transfer *t, const char *p, size_t n)
 {
     const char *end = p + n;
@@ -884,12 +844,12 @@ static int reply_feed(struct conn *c, struct transfer *t, const char *p, size_t 
     while (p < end) {
         switch (c->ps) {
         case P_HEAD: {
-            size_t old = c->head.len, take = (size_t)(end - p), hend;
+            size_t take = (size_t)(end - p), hend;
             /* The buffer's cap leaves room for a read's worth of body
              * behind a head of up to HEAD_CAP. */
             if (tg_buf_add(&c->head, p, take) != 0)
                 return FEED_BAD;
-            hend = head_end(c->head.data, old > 2 ? old - 2 : 0, c->head.len);
+            hend = h1_head_length(c->head.data, c->head.len);
             if (hend == 0) {
                 if (c->head.len >= HEAD_CAP)
                     return FEED_BAD;     /* head larger than HEAD_CAP */
@@ -904,8 +864,7 @@ static int reply_feed(struct conn *c, struct transfer *t, const char *p, size_t 
             tg_buf_free(&c->head);
             break;
         }
-        case P_BODY_LEN:
-        case P_CHUNK_DATA: {
+        case P_BODY_LEN: {
             size_t take = (size_t)(end - p);
             if (take > c->remain)
                 take = (size_t)c->remain;
@@ -914,7 +873,7 @@ static int reply_feed(struct conn *c, struct transfer *t, const char *p, size_t 
             p += take;
             c->remain -= take;
             if (c->remain == 0)
-                c->ps = c->ps == P_BODY_LEN ? P_DONE : P_CHUNK_END;
+                c->ps = P_DONE;
             break;
         }
         case P_BODY_EOF:
@@ -922,43 +881,17 @@ static int reply_feed(struct conn *c, struct transfer *t, const char *p, size_t 
                 return FEED_TOO_LARGE;
             p = end;
             break;
-        case P_CHUNK_SIZE:
-        case P_CHUNK_END:
-        case P_TRAILER: {
-            int r = chunk_line(c, &p, end);
-            if (r < 0)
+        case P_CHUNKED: {
+            const char *data;
+            size_t used = 0, dlen = 0;
+            if (h1_chunked_step(&c->chunk, p, (size_t)(end - p), &used, &data,
+                                &dlen) != H1_OK)
                 return FEED_BAD;
-            if (r == 0)
-                break;
-            c->line_len = 0;
-            if (c->ps == P_CHUNK_END) {
-                if (c->line[0] != '\0')
-                    return FEED_BAD;
-                c->ps = P_CHUNK_SIZE;
-            } else if (c->ps == P_TRAILER) {
-                if (c->line[0] == '\0')
-                    c->ps = P_DONE;
-            } else {
-                uint64_t x = 0;
-                const char *d = c->line;
-                if (!((*d >= '0' && *d <= '9') || (*d >= 'a' && *d <= 'f') ||
-                      (*d >= 'A' && *d <= 'F')))
-                    return FEED_BAD;
-                for (; *d != '\0' && *d != ';' && *d != ' ' && *d != '\t'; d++) {
-                    int v = *d >= '0' && *d <= '9' ? *d - '0'
-                          : *d >= 'a' && *d <= 'f' ? *d - 'a' + 10
-                          : *d >= 'A' && *d <= 'F' ? *d - 'A' + 10 : -1;
-                    if (v < 0 || x > (UINT64_MAX >> 4))
-                        return FEED_BAD;
-                    x = (x << 4) | (uint64_t)v;
-                }
-                while (*d == ' ' || *d == '\t')
-                    d++;
-                if (*d != '\0' && *d != ';')
-                    return FEED_BAD;    /* only an extension may follow */
-                c->remain = x;
-                c->ps = x > 0 ? P_CHUNK_DATA : P_TRAILER;
-            }
+            if (dlen > 0 && tg_buf_add(&t->resp, data, dlen) != 0)
+                return FEED_TOO_LARGE;
+            p += used;
+            if (c->chunk.done)
+                c->ps = P_DONE;
             break;
         }
         case P_DONE:
@@ -1457,6 +1390,18 @@ static void on_retry(tg_timer *tm, void *arg)
     transfer_start(arg);
 }
 
+/* Try t again after its backoff (retry_backoff_ms, doubled on each
+ * attempt).  Returns the backoff, for the log. */
+static uint64_t transfer_retry(struct transfer *t)
+{
+    upstream_job *job = t->job;
+    uint64_t backoff = (uint64_t)job->up->conf->retry_backoff_ms << (t->attempts - 1);
+
+    if (timer_arm(&job->u->w->timers, &t->retry, tg_now_ms() + backoff) != 0)
+        job_complete(job, UPSTREAM_ERR_NOMEM);
+    return backoff;
+}
+
 static void transfer_failed(struct transfer *t, upstream_err err, int retry,
                             const char *why)
 {
@@ -1468,11 +1413,9 @@ static void transfer_failed(struct transfer *t, upstream_err err, int retry,
     if (job->finishing)
         return;
     if (retry && t->attempts <= c->max_retries) {
-        uint64_t backoff = (uint64_t)c->retry_backoff_ms << (t->attempts - 1);
+        uint64_t backoff = transfer_retry(t);
         log_debug("upstream %s: attempt %d failed (%s: %s); retrying in %llu ms", c->name,
                   t->attempts, upstream_code(err), why, (unsigned long long)backoff);
-        if (timer_arm(&u->w->timers, &t->retry, tg_now_ms() + backoff) != 0)
-            job_complete(job, UPSTREAM_ERR_NOMEM);
         return;
     }
     log_info("upstream %s: %s (%s)", c->name, upstream_strerror(err), why);
@@ -1491,12 +1434,9 @@ static void transfer_answered(struct transfer *t)
     job->info.last_status = t->status;
     if ((t->status == 429 || t->status == 500 || t->status == 502 ||
          t->status == 503 || t->status == 504) && t->attempts <= c->max_retries) {
-        uint64_t backoff = (uint64_t)c->retry_backoff_ms << (t->attempts - 1);
-        log_debug("upstream %s: attempt %d answered %ld; retrying in %llu ms", c->name,
-                  t->attempts, t->status, (unsigned long long)backoff);
         tg_buf_free(&t->resp);
-        if (timer_arm(&u->w->timers, &t->retry, tg_now_ms() + backoff) != 0)
-            job_complete(job, UPSTREAM_ERR_NOMEM);
+        log_debug("upstream %s: attempt %d answered %ld; retrying in %llu ms", c->name,
+                  t->attempts, t->status, (unsigned long long)transfer_retry(t));
         return;
     }
     t->done = 1;

@@ -117,6 +117,16 @@ def raw_exchange(payload, timeout=5):
     return head + b"\r\n\r\n" + body
 
 
+def wait_for_diagnostic(test, gw, text, timeout=5):
+    """Wait until gw's diagnostics contain text; fail test otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in gw.diagnostics():
+            return
+        time.sleep(0.05)
+    test.fail("diagnostics never said: " + text)
+
+
 class Base(unittest.TestCase):
     def stub_mark(self):
         return len(STUB.requests())
@@ -711,10 +721,7 @@ class VendorClientTest(Base):
         self.assertEqual(self.translate("r1", client="t1")[0], 200)
         self.assertEqual(self.translate("r2", client="t1")[0], 200)
         self.gw.proc.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + 5
-        while "configuration reloaded from" not in self.gw.diagnostics():
-            self.assertLess(time.monotonic(), deadline, "no reload")
-            time.sleep(0.05)
+        wait_for_diagnostic(self, self.gw, "configuration reloaded from")
         time.sleep(0.2)
         self.assertEqual(self.translate("r3", client="t1")[0], 200)
         self.assertEqual(self.translate("r4", client="t1")[0], 200)
@@ -846,14 +853,6 @@ class SecondInstanceTest(unittest.TestCase):
 
 
 class ReloadTest(unittest.TestCase):
-    def wait_for(self, gw, text, timeout=5):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if text in gw.diagnostics():
-                return
-            time.sleep(0.05)
-        self.fail("diagnostics never said: " + text)
-
     def test_sighup_disables_one_client_and_keeps_the_rest(self):
         w = harness.Workdir()
         try:
@@ -876,7 +875,7 @@ class ReloadTest(unittest.TestCase):
             with open(gw.config_path, "w") as f:
                 json.dump(gw.config, f)
             gw.proc.send_signal(signal.SIGHUP)
-            self.wait_for(gw, "configuration reloaded from")
+            wait_for_diagnostic(self, gw, "configuration reloaded from")
             th.join(5)
             self.assertEqual(result["r"][0], 200)
             st, _, data = gw.request("POST", "/v2/translate", body, FORM, client="a")
@@ -886,7 +885,7 @@ class ReloadTest(unittest.TestCase):
             with open(gw.config_path, "w") as f:
                 f.write('{"workers": "two"')
             gw.proc.send_signal(signal.SIGHUP)
-            self.wait_for(gw, "reload refused, configuration unchanged")
+            wait_for_diagnostic(self, gw, "reload refused, configuration unchanged")
             self.assertEqual(gw.request("POST", "/v2/translate", body, FORM, client="b")[0], 200)
             self.assertEqual(gw.request("POST", "/v2/translate", body, FORM, client="a")[0], 403)
             self.assertEqual(gw.stop(), 0)

@@ -203,6 +203,7 @@ static void test_chunked_framing_errors(void **state)
         "3\nabc\r\n0\r\n\r\n",            /* bare LF */
         "1000000000000000\r\n",           /* 16 hex digits */
         "3;\x01\r\nabc\r\n0\r\n\r\n",     /* control in an extension */
+        "3 x\r\nabc\r\n0\r\n\r\n",         /* blank then not an extension */
         "0\r\nX\x01: y\r\n\r\n",          /* control in a trailer */
     };
     char out[64];
@@ -212,6 +213,11 @@ static void test_chunked_framing_errors(void **state)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         if (dechunk(bad[i], strlen(bad[i]), 64, out, &olen, &used) != H1_ERR_CHUNK)
             fail_msg("case %zu accepted", i);
+    /* Blanks before an extension or the line end are allowed. */
+    assert_int_equal(dechunk("3 ;e=1\r\nabc\r\n2\t\r\nde\r\n0\r\n\r\n", 26, 64, out,
+                             &olen, &used), H1_OK);
+    assert_int_equal(olen, 5);
+    assert_memory_equal(out, "abcde", 5);
 }
 
 static void test_query_arguments(void **state)
