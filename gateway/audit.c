@@ -44,7 +44,7 @@
 
 #define AUDIT_DEFAULT_QUEUE     65536
 #define AUDIT_MAX_QUEUE         (16u * 1024 * 1024)
-#define AUDIT_BATCH             512          /* records per write */
+#define AUDIT_BATCH             2048         /* records per write */
 #define AUDIT_BATCH_BYTES       (1u << 20)   /* soft bytes per write */
 #define AUDIT_MAX_BATCH_MS      1000
 #define AUDIT_RB_MAX            (4u << 20)   /* record ring bytes, at most */

@@ -18,7 +18,7 @@
 
 #define TG_DEFAULT_MAX_BODY       (128u * 1024u)
 #define TG_DEFAULT_TLS_PROFILE    "cryptrec-strict"
-#define TG_AUDIT_BATCH_MS_DEFAULT 10    /* audit "batch_ms", see docs/audit.md */
+#define TG_AUDIT_BATCH_MS_DEFAULT 50    /* audit "batch_ms", see docs/audit.md */
 #define TG_NAME_MAX               64    /* upstream and client names */
 
 typedef enum tg_adapter_kind {
