@@ -639,8 +639,23 @@ static void conn_handshake(struct conn *c)
         char why[96];
         long vr;
         upstream_err err = handshake_err(c, &vr);
-        snprintf(why, sizeof(why), "handshake; certificate check %ld", vr);
+        unsigned long le = ERR_peek_error();
+
         ERR_clear_error();
+        /* The peer reset or closed the connection in the middle of the
+         * handshake, without a TLS alert and before any certificate check
+         * failed: a transport failure (an overloaded vendor, a balancer
+         * dropping connections), retried like a refused connect.  An alert
+         * or a failed check is the vendor's TLS itself, and is not. */
+        if (err == UPSTREAM_ERR_TLS &&
+            (e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN ||
+             (e == SSL_ERROR_SSL && ERR_GET_LIB(le) == ERR_LIB_SSL &&
+              ERR_GET_REASON(le) == SSL_R_UNEXPECTED_EOF_WHILE_READING))) {
+            conn_fail(c, UPSTREAM_ERR_CONNECT, 1,
+                      "connection closed during the TLS handshake");
+            return;
+        }
+        snprintf(why, sizeof(why), "handshake; certificate check %ld", vr);
         conn_fail(c, err, 0, why);
     }
 }

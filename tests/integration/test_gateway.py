@@ -127,6 +127,42 @@ def wait_for_diagnostic(test, gw, text, timeout=5):
     test.fail("diagnostics never said: " + text)
 
 
+class Dropper:
+    """A vendor that accepts TCP connections, reads the first bytes (the
+    TLS ClientHello) and drops the connection: with a reset ("reset") or a
+    plain close ("close").  Counts the connections it accepted."""
+
+    def __init__(self, mode):
+        self.mode = mode
+        self.accepted = 0
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            c.settimeout(5)
+            try:
+                c.recv(4096)
+            except OSError:
+                pass
+            if self.mode == "reset":
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            c.close()
+
+    def stop(self):
+        self.sock.close()
+        self.thread.join(5)
+
+
 class Base(unittest.TestCase):
     def stub_mark(self):
         return len(STUB.requests())
@@ -624,6 +660,10 @@ class VendorClientTest(Base):
     def setUpClass(cls):
         cls.w = harness.Workdir()
         key_file = os.path.join(W.path, "vendor.apikey")
+        # Vendors that drop every connection in the middle of the TLS
+        # handshake, after reading the ClientHello: one with a reset, one
+        # with a plain close.
+        cls.droppers = {mode: Dropper(mode) for mode in ("reset", "close")}
         up = {"adapter": "deepl", "url": "https://localhost:%d" % STUB.port,
               "api_key_file": key_file, "ca_file": CERTS.ca, "clearance": 2,
               "max_retries": 0}
@@ -631,16 +671,34 @@ class VendorClientTest(Base):
             dict(up, name="noretry"),
             dict(up, name="single", max_connections=1),
             dict(up, name="based", url="https://localhost:%d/deepl/" % STUB.port),
-        ], clients=[{"name": "t", "upstream": "noretry"},
-                    {"name": "t1", "upstream": "single"},
-                    {"name": "tb", "upstream": "based"}], workers=1).start()
+        ] + [dict(up, name="drop-" + mode, url="https://localhost:%d" % d.port,
+                  max_retries=2, retry_backoff_ms=10)
+             for mode, d in cls.droppers.items()],
+            clients=[{"name": "t", "upstream": "noretry"},
+                     {"name": "t1", "upstream": "single"},
+                     {"name": "tb", "upstream": "based"}] +
+            [{"name": "t-" + mode, "upstream": "drop-" + mode} for mode in cls.droppers],
+            workers=1).start()
 
     @classmethod
     def tearDownClass(cls):
         try:
             assert cls.gw.stop() == 0
         finally:
+            for d in cls.droppers.values():
+                d.stop()
             cls.w.cleanup()
+
+    def test_a_connection_dropped_during_the_handshake_is_unreachable_and_retried(self):
+        for mode, d in sorted(self.droppers.items()):
+            with self.subTest(mode=mode):
+                before = d.accepted
+                st, doc = self.translate("x", client="t-" + mode)
+                self.assertEqual((st, doc.get("code")), (502, "vendor_unreachable"))
+                # max_retries 2: three attempts, each on a new connection.
+                self.assertEqual(d.accepted - before, 3)
+        st, doc = self.translate("still serving")
+        self.assertEqual((st, doc["translations"][0]["text"]), (200, "[DE] STILL SERVING"))
 
     def translate(self, text, client="t"):
         st, _, body = self.gw.request("POST", "/v2/translate",
