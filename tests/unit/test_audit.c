@@ -1437,6 +1437,88 @@ static void test_concurrent_workers_get_a_gap_free_chain(void **state)
     free(out);
 }
 
+/* The record ring: records of many sizes from two threads, in bursts
+ * larger than the part of the ring it keeps to (so that it goes back to its
+ * start early, and also wraps at its end), all come out intact. */
+#define R_EACH 6000
+
+static json_t *ring_record(int id)
+{
+    char rid[32], pad[2048];
+    size_t len = (size_t)(id * 37) % 2000 + 1;
+
+    snprintf(rid, sizeof(rid), "ring-%07d", id);
+    memset(pad, 'a' + id % 26, len);
+    pad[len] = '\0';
+    return json_pack("{s:s,s:s}", "request_id", rid, "pad", pad);
+}
+
+static void *r_worker(void *arg)
+{
+    void **args = arg;
+    audit_log *a = args[0];
+    int base = *(int *)args[1];
+
+    for (int i = 0; i < R_EACH; i++) {
+        while (audit_reserve(a) != 0)
+            sched_yield();
+        audit_commit(a, ring_record(base + i));
+        if (i % 700 == 699)
+            (void)audit_flush(a, 10000);
+    }
+    return NULL;
+}
+
+static void test_record_ring_keeps_every_record_intact(void **state)
+{
+    char path[512], *out, **lines;
+    pthread_t t[2];
+    int bases[2] = {0, 1000000};
+    void *args[2][2];
+    audit_log *a;
+    size_t n, seen[2] = {0, 0};
+
+    (void)state;
+    path_in(path, sizeof(path), "ring.log");
+    unlink(path);
+    a = open_trail(path, 2048, 1, AUDIT_FSYNC_NEVER);   /* a 2 MiB ring */
+    assert_non_null(a);
+    for (int i = 0; i < 2; i++) {
+        args[i][0] = a;
+        args[i][1] = &bases[i];
+        assert_int_equal(pthread_create(&t[i], NULL, r_worker, args[i]), 0);
+    }
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    audit_close(a);
+    assert_int_equal(verify1(path, &out), AUDIT_VERIFY_INTACT);
+    free(out);
+    n = read_lines(path, &lines);
+    assert_int_equal(n, 2 * R_EACH);
+    for (size_t i = 0; i < n; i++) {
+        json_t *o = json_loads(lines[i], 0, NULL), *want;
+        const char *rid;
+        int id, th;
+
+        assert_non_null(o);
+        rid = json_string_value(json_object_get(o, "request_id"));
+        assert_non_null(rid);
+        assert_int_equal(sscanf(rid, "ring-%d", &id), 1);
+        /* Each thread's records in its own order, each exactly as sent. */
+        th = id / 1000000;
+        assert_int_equal(id % 1000000, (int)seen[th]);
+        seen[th]++;
+        want = ring_record(id);
+        assert_string_equal(json_string_value(json_object_get(o, "pad")),
+                            json_string_value(json_object_get(want, "pad")));
+        json_decref(want);
+        json_decref(o);
+    }
+    free_lines(lines, n);
+    assert_int_equal(seen[0], R_EACH);
+    assert_int_equal(seen[1], R_EACH);
+}
+
 /* ---- Syslog ------------------------------------------------------------------- */
 
 static void test_syslog_udp_and_tcp_carry_rfc5424_records(void **state)
@@ -1597,6 +1679,7 @@ int main(void)
         T(test_enospc_on_a_small_tmpfs_refuses_then_recovers),
         T(test_continue_policy_accepts_until_the_queue_is_full),
         T(test_concurrent_workers_get_a_gap_free_chain),
+        T(test_record_ring_keeps_every_record_intact),
         T(test_syslog_udp_and_tcp_carry_rfc5424_records),
         T(test_bad_configuration_is_reported),
 #undef T
