@@ -12,7 +12,8 @@
    (bar batch_ms 0) running at the same time, each under its own open loop
    of SIDE_RATE requests/s, so that whatever else the machine does hits
    them alike; prints the CPU each variant adds per request.  On a shared
-   VM this is far steadier than anything measured one after the other.
+   VM this separates variants within a run far better than anything
+   measured one after the other; between runs it still moves.
 
 Run by hand; never in CI.
 
