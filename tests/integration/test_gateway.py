@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import threading
@@ -155,7 +156,8 @@ class Dropper:
             except OSError:
                 pass
             if self.mode == "reset":
-                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                # SO_LINGER on, 0 s: close() sends a reset.
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             c.close()
 
     def stop(self):
