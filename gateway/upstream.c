@@ -596,12 +596,23 @@ static int pin_matches(const struct conn *c)
     return ok;
 }
 
-/* The error class of a failed handshake. */
-static upstream_err handshake_err(const struct conn *c, long *vr)
+/* The error class of a handshake that failed with SSL_get_error() e.
+ * The peer resetting or closing the connection in the middle of it,
+ * without a TLS alert and before any certificate check failed, is a
+ * transport failure (an overloaded vendor, a balancer dropping
+ * connections): UPSTREAM_ERR_CONNECT, retried like a refused connect.  An
+ * alert or a failed check is the vendor's TLS itself, and is not. */
+static upstream_err handshake_err(const struct conn *c, int e, long *vr)
 {
+    unsigned long le = ERR_peek_error();
+
     *vr = SSL_get_verify_result(c->ssl);
     switch (*vr) {
     case X509_V_OK:
+        if (e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN ||
+            (e == SSL_ERROR_SSL && ERR_GET_LIB(le) == ERR_LIB_SSL &&
+             ERR_GET_REASON(le) == SSL_R_UNEXPECTED_EOF_WHILE_READING))
+            return UPSTREAM_ERR_CONNECT;
         return UPSTREAM_ERR_TLS;
     case X509_V_ERR_CERT_HAS_EXPIRED:
     case X509_V_ERR_CERT_NOT_YET_VALID:
@@ -638,25 +649,14 @@ static void conn_handshake(struct conn *c)
     } else {
         char why[96];
         long vr;
-        upstream_err err = handshake_err(c, &vr);
-        unsigned long le = ERR_peek_error();
+        upstream_err err = handshake_err(c, e, &vr);
 
         ERR_clear_error();
-        /* The peer reset or closed the connection in the middle of the
-         * handshake, without a TLS alert and before any certificate check
-         * failed: a transport failure (an overloaded vendor, a balancer
-         * dropping connections), retried like a refused connect.  An alert
-         * or a failed check is the vendor's TLS itself, and is not. */
-        if (err == UPSTREAM_ERR_TLS &&
-            (e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN ||
-             (e == SSL_ERROR_SSL && ERR_GET_LIB(le) == ERR_LIB_SSL &&
-              ERR_GET_REASON(le) == SSL_R_UNEXPECTED_EOF_WHILE_READING))) {
-            conn_fail(c, UPSTREAM_ERR_CONNECT, 1,
-                      "connection closed during the TLS handshake");
-            return;
-        }
-        snprintf(why, sizeof(why), "handshake; certificate check %ld", vr);
-        conn_fail(c, err, 0, why);
+        if (err == UPSTREAM_ERR_CONNECT)
+            snprintf(why, sizeof(why), "connection closed during the TLS handshake");
+        else
+            snprintf(why, sizeof(why), "handshake; certificate check %ld", vr);
+        conn_fail(c, err, err == UPSTREAM_ERR_CONNECT, why);
     }
 }
 

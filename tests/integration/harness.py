@@ -9,8 +9,10 @@ import shutil
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import tempfile
+import threading
 import time
 
 SOURCE_DIR = os.environ.get("TG_SOURCE_DIR", os.path.abspath(
@@ -113,6 +115,52 @@ class Certs:
         self.server_key = os.path.join(self.dir, "server.key")
         self.vendor_cert = os.path.join(self.dir, "vendor.pem")
         self.vendor_key = os.path.join(self.dir, "vendor.key")
+
+
+class RawVendor:
+    """A TCP listener on 127.0.0.1 standing in for a vendor below TLS: each
+    accepted connection goes to handle(conn) (timeout 5 s; OSError
+    ignored) and is then closed.  Counts the connections it accepted."""
+
+    def __init__(self, handle):
+        self.handle = handle
+        self.accepted = 0
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            with c:
+                c.settimeout(5)
+                try:
+                    self.handle(c)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.sock.close()
+        self.thread.join(5)
+
+
+def read_tls_record(conn):
+    """The first TLS record conn sends (a ClientHello, from a client), or
+    what arrived of it before the peer closed."""
+    data = b""
+    while len(data) < 5 or len(data) < 5 + struct.unpack(">H", data[3:5])[0]:
+        d = conn.recv(65536)
+        if not d:
+            break
+        data += d
+    return data
 
 
 class StubVendor:

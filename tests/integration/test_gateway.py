@@ -128,41 +128,19 @@ def wait_for_diagnostic(test, gw, text, timeout=5):
     test.fail("diagnostics never said: " + text)
 
 
-class Dropper:
-    """A vendor that accepts TCP connections, reads the first bytes (the
-    TLS ClientHello) and drops the connection: with a reset ("reset") or a
-    plain close ("close").  Counts the connections it accepted."""
+class Dropper(harness.RawVendor):
+    """A vendor that reads the TLS ClientHello and drops the connection:
+    with a reset ("reset") or a plain close ("close")."""
 
     def __init__(self, mode):
         self.mode = mode
-        self.accepted = 0
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
+        super().__init__(self.drop)
 
-    def run(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            c.settimeout(5)
-            try:
-                c.recv(4096)
-            except OSError:
-                pass
-            if self.mode == "reset":
-                # SO_LINGER on, 0 s: close() sends a reset.
-                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            c.close()
-
-    def stop(self):
-        self.sock.close()
-        self.thread.join(5)
+    def drop(self, conn):
+        harness.read_tls_record(conn)
+        if self.mode == "reset":
+            # SO_LINGER on, 0 s: close() sends a reset.
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
 class Base(unittest.TestCase):
@@ -688,7 +666,7 @@ class VendorClientTest(Base):
             assert cls.gw.stop() == 0
         finally:
             for d in cls.droppers.values():
-                d.stop()
+                d.close()
             cls.w.cleanup()
 
     def test_a_connection_dropped_during_the_handshake_is_unreachable_and_retried(self):

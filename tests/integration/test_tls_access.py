@@ -213,41 +213,18 @@ class ListenerProfileScanTest(unittest.TestCase):
         self.check("cryptrec-high")
 
 
-class HelloCatcher:
-    """A TCP listener that records the ClientHello of each connection and
-    closes it: a scanner for what the gateway offers vendors."""
+class HelloCatcher(harness.RawVendor):
+    """Records the ClientHello of each connection and closes it: a scanner
+    for what the gateway offers vendors."""
 
     def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
         self.hellos = []
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
+        super().__init__(self.catch)
 
-    def run(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            with c:
-                c.settimeout(5)
-                data = b""
-                try:
-                    while len(data) < 5 or len(data) < 5 + struct.unpack(">H", data[3:5])[0]:
-                        d = c.recv(65536)
-                        if not d:
-                            break
-                        data += d
-                except OSError:
-                    pass
-                if len(data) > 5:
-                    self.hellos.append(data)
-
-    def close(self):
-        self.sock.close()
+    def catch(self, conn):
+        data = harness.read_tls_record(conn)
+        if len(data) > 5:
+            self.hellos.append(data)
 
 
 def parse_client_hello(rec, ids):
